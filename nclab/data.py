@@ -1,0 +1,117 @@
+"""Small real data, generated or shipped offline: step-imbalanced subsets of sklearn's digits and of
+MNIST-1D (regenerated procedurally from its ten 12-point templates, Greydanus 2020)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import interp1d
+from scipy.ndimage import gaussian_filter
+
+from nclab._checks import integer, real
+from nclab.labels import class_sizes, step_sizes
+
+# MNIST-1D digit templates (one 12-point curve per digit), as published with the dataset.
+_TEMPLATES = np.array([
+    [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],
+    [5, 3, 3, 3.4, 3.8, 4.2, 4.6, 5, 5.4, 5.8, 5, 5],
+    [5, 6, 6.5, 6.5, 6, 5.25, 4.75, 4, 3.5, 3.5, 4, 5],
+    [5, 6, 6.5, 6.5, 6, 5, 5, 6, 6.5, 6.5, 6, 5],
+    [5, 4.4, 3.8, 3.2, 2.6, 2.6, 5, 5, 5, 5, 5, 5],
+    [5, 3, 3, 3, 3, 5, 6, 6.5, 6.5, 6, 4.5, 5],
+    [5, 4, 3.5, 3.25, 3, 3, 3, 3, 3.25, 3.5, 4, 5],
+    [5, 7, 7, 6.6, 6.2, 5.8, 5.4, 5, 4.6, 4.2, 5, 5],
+    [5, 4, 3.5, 3.5, 4, 5, 5, 4, 3.5, 3.5, 4, 5],
+    [5, 4, 3.5, 3.5, 4, 5, 5, 5, 5, 4.7, 4.3, 5],
+])
+
+
+def mnist1d_templates() -> np.ndarray:
+    """The ten templates standardized per row, shifted to start at 0 and divided by 6 (10×12)."""
+    x = _TEMPLATES - _TEMPLATES.mean(axis=1, keepdims=True)
+    x = x / x.std(axis=1, keepdims=True)
+    return (x - x[:, :1]) / 6.0
+
+
+def mnist1d(n_per_class: int = 500, seed: int = 0, length: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D-style signals (n×length) and labels: each template is padded with 36–60 zeros,
+    stretched, scaled by 1±0.2, circularly shifted (< 48), filled with smooth noise where zero, plus
+    iid noise 0.02, sheared (±0.375), resampled to ``length`` points; finally globally standardized."""
+    n_per_class = integer("n_per_class", n_per_class, 1)
+    length = integer("length", length, 2)
+    rng = np.random.default_rng(integer("seed", seed, 0))
+    T = mnist1d_templates()
+    xs, ys = [], []
+    for label in range(10):
+        for _ in range(n_per_class):
+            xs.append(_mnist1d_transform(T[label], rng, length))
+            ys.append(label)
+    X, y = np.stack(xs), np.array(ys)
+    perm = rng.permutation(len(y))
+    X, y = X[perm], y[perm]
+    return (X - X.mean()) / X.std(), y
+
+
+def _mnist1d_transform(t: np.ndarray, rng: np.random.Generator, length: int) -> np.ndarray:
+    pad = 36 + int(rng.random() * 25)
+    x = np.concatenate([t + 1e-8, np.zeros(pad)])
+    x = _resample(x, 12 + 60)
+    x = x * (1 + 0.4 * (rng.random() - 0.5))
+    shift = int(rng.integers(48))
+    x = np.roll(x, shift)
+    mask = x != 0
+    x = np.where(mask, x, gaussian_filter(0.25 * rng.standard_normal(x.shape), 2))
+    x = x + 0.02 * rng.standard_normal(x.shape)
+    x = x - 0.75 * (rng.random() - 0.5) * np.linspace(-0.5, 0.5, x.size)
+    return _resample(x, length)
+
+
+def _resample(x: np.ndarray, m: int) -> np.ndarray:
+    return interp1d(np.linspace(0, 1, x.size), x)(np.linspace(0, 1, m))
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's 8×8 digits (shipped with scikit-learn): X (1797×64) scaled to [0, 1], labels 0..9."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def take_sizes(X, y, sizes, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random subset with exactly sizes[c] examples of class c (classes 0..k−1), shuffled."""
+    X, y = np.asarray(X), np.asarray(y)
+    sizes = class_sizes(sizes)
+    rng = np.random.default_rng(integer("seed", seed, 0))
+    idx = []
+    for c, m in enumerate(sizes):
+        pool = np.flatnonzero(y == c)
+        if m > pool.size:
+            raise ValueError(f"class_sizes[{c}]={m} exceeds the {pool.size} examples of class {c} available")
+        idx.append(rng.choice(pool, size=m, replace=False))
+    idx = rng.permutation(np.concatenate(idx))
+    return X[idx], y[idx]
+
+
+def step_imbalanced(source: str = "digits", k: int = 10, R: float = 10, k_min: int = 5,
+                    n_min: int = 10, seed: int = 0, test_per_class: int = 0):
+    """Step-imbalanced train split of ``source`` ("digits" or "mnist1d"): classes 0..k−1, the first
+    k−k_min of size R·n_min. With ``test_per_class`` > 0 also returns a balanced held-out split."""
+    k = integer("k", k, 2, 10)
+    sizes = step_sizes(k, real("R", R, 1.0), k_min, n_min)
+    test_per_class = integer("test_per_class", test_per_class, 0)
+    if source == "digits":
+        X, y = digits()
+    elif source == "mnist1d":
+        X, y = mnist1d(int(sizes.max()) + test_per_class, seed=seed)
+    else:
+        raise ValueError(f"source={source!r} is unknown: use 'digits' or 'mnist1d'")
+    keep = y < k
+    X, y = X[keep], y[keep]
+    rng = np.random.default_rng(seed)
+    test_idx = np.concatenate([rng.choice(np.flatnonzero(y == c), test_per_class, replace=False)
+                               for c in range(k)]) if test_per_class else np.array([], dtype=int)
+    rest = np.setdiff1d(np.arange(y.size), test_idx)
+    Xtr, ytr = take_sizes(X[rest], y[rest], sizes, seed)
+    if test_per_class:
+        return Xtr, ytr, X[test_idx], y[test_idx]
+    return Xtr, ytr

@@ -1,0 +1,87 @@
+"""Class sizes (step and long-tail imbalance), label vectors, one-hot and simplex-encoded labels.
+
+Conventions: k classes, sizes n_c, majorities first; one-hot Y is k×n, N = Y Yᵀ = diag(n_c),
+P = I_k − 11ᵀ/k and the simplex-encoded label (SEL) matrix is Ẑ = P Y (k×n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nclab._checks import integer, real
+
+
+def class_sizes(sizes) -> np.ndarray:
+    """Validate a class-size vector: at least two classes, every size a positive integer."""
+    arr = np.asarray(sizes)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"class_sizes={sizes!r} must be a 1-D list of at least 2 class sizes")
+    if not np.all(np.isfinite(arr.astype(float))) or np.any(arr != np.round(arr)):
+        raise ValueError(f"class_sizes={sizes!r} must hold integers")
+    if np.any(arr < 1):
+        bad = int(np.flatnonzero(arr < 1)[0])
+        raise ValueError(f"class_sizes[{bad}]={arr[bad]} must be >= 1 (every class needs an example)")
+    return arr.astype(np.int64)
+
+
+def step_sizes(k: int, R: float, k_min: int, n_min: int = 1) -> np.ndarray:
+    """Step imbalance: k−k_min majority classes of size round(R·n_min), then k_min of size n_min."""
+    k = integer("k", k, 2)
+    R = real("R", R, 1.0)
+    k_min = integer("k_min", k_min, 1, k - 1)
+    n_min = integer("n_min", n_min, 1)
+    n_maj = int(round(R * n_min))
+    return np.array([n_maj] * (k - k_min) + [n_min] * k_min, dtype=np.int64)
+
+
+def long_tail_sizes(k: int, R: float, n_max: int) -> np.ndarray:
+    """Long-tail (exponential) imbalance: n_c = round(n_max · R^(−c/(k−1))), c = 0..k−1, at least 1."""
+    k = integer("k", k, 2)
+    R = real("R", R, 1.0)
+    n_max = integer("n_max", n_max, 1)
+    c = np.arange(k)
+    return np.maximum(1, np.round(n_max * R ** (-c / (k - 1)))).astype(np.int64)
+
+
+def labels_from_sizes(sizes) -> np.ndarray:
+    """Label vector y (length n = Σ n_c) listing class c exactly n_c times, in class order."""
+    sizes = class_sizes(sizes)
+    return np.repeat(np.arange(sizes.size), sizes)
+
+
+def one_hot(y, k: int | None = None) -> np.ndarray:
+    """One-hot matrix Y ∈ {0,1}^{k×n} with Y[y_i, i] = 1."""
+    y = _labels(y)
+    k = int(y.max()) + 1 if k is None else integer("k", k, 2)
+    if y.max() >= k:
+        raise ValueError(f"labels contain class {int(y.max())} but k={k} (allowed labels 0..{k - 1})")
+    Y = np.zeros((k, y.size))
+    Y[y, np.arange(y.size)] = 1.0
+    return Y
+
+
+def centering(k: int) -> np.ndarray:
+    """P = I_k − 11ᵀ/k, the projector orthogonal to the all-ones vector."""
+    k = integer("k", k, 2)
+    return np.eye(k) - np.full((k, k), 1.0 / k)
+
+
+def sel_matrix(y, k: int | None = None) -> np.ndarray:
+    """Simplex-encoded label matrix Ẑ = P Y (k×n): column i is e_{y_i} − 1/k."""
+    Y = one_hot(y, k)
+    return centering(Y.shape[0]) @ Y
+
+
+def sizes_of(y, k: int | None = None) -> np.ndarray:
+    """Class sizes n_c of a label vector (every class must occur)."""
+    Y = one_hot(y, k)
+    return class_sizes(Y.sum(axis=1).astype(np.int64))
+
+
+def _labels(y) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"y must be a non-empty 1-D label vector, got shape {y.shape}")
+    if np.any(y < 0) or np.any(y != np.round(y)):
+        raise ValueError("y must hold non-negative integer class labels")
+    return y.astype(np.int64)

@@ -1,0 +1,100 @@
+"""Geometry metrics: normalized Gram distance, class means, norm ratios, group cosines, NC1 and a
+single ``summary(W, H, y)`` against the SELI and ETF references."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nclab._checks import integer
+from nclab.frames import Geometry, etf_geometry
+from nclab.labels import one_hot, sel_matrix, sizes_of
+
+
+def normalized(A) -> np.ndarray:
+    """A/‖A‖_F (raises on the zero matrix, whose direction is undefined)."""
+    A = np.asarray(A, dtype=float)
+    nrm = np.linalg.norm(A)
+    if not np.isfinite(nrm) or nrm == 0:
+        raise ValueError(f"cannot normalize a matrix with Frobenius norm {nrm}")
+    return A / nrm
+
+
+def gram_distance(A, B) -> float:
+    """‖A/‖A‖_F − B/‖B‖_F‖_F ∈ [0, 2]: compares geometries up to scale (A, B same shape)."""
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    if A.shape != B.shape:
+        raise ValueError(f"shapes differ: A {A.shape} vs B {B.shape}")
+    return float(np.linalg.norm(normalized(A) - normalized(B)))
+
+
+def class_means(H, y, k: int | None = None) -> np.ndarray:
+    """Uncentered class means μ_c = mean_{i: y_i=c} h_i, as columns of a d×k matrix (H: d×n)."""
+    H = np.asarray(H, dtype=float)
+    Y = one_hot(y, k)
+    if H.ndim != 2 or H.shape[1] != Y.shape[1]:
+        raise ValueError(f"H must be d×n with n={Y.shape[1]} columns, got shape {H.shape}")
+    counts = Y.sum(axis=1)
+    if np.any(counts == 0):
+        raise ValueError(f"class {int(np.flatnonzero(counts == 0)[0])} has no example in y")
+    return (H @ Y.T) / counts[None, :]
+
+
+def group_stats(G, majority) -> dict:
+    """From a k×k Gram: mean ‖·‖² ratio majority/minority and mean cosines maj–maj, min–min, maj–min.
+    A within-group cosine is NaN when that group has a single class (it is undefined)."""
+    G = np.asarray(G, dtype=float)
+    maj = np.asarray(majority, dtype=bool)
+    if maj.shape != (G.shape[0],) or maj.all() or not maj.any():
+        raise ValueError("majority must be a boolean mask of length k with both groups non-empty")
+    nrm = np.sqrt(np.diag(G))
+    C = G / np.outer(nrm, nrm)
+
+    def mean_off(a, b):
+        block = C[np.ix_(a, b)]
+        if np.array_equal(a, b):
+            m = a.sum()
+            return float((block.sum() - np.trace(block)) / (m * (m - 1))) if m > 1 else float("nan")
+        return float(block.mean())
+
+    d = np.diag(G)
+    return {"sq_norm_ratio": float(d[maj].mean() / d[~maj].mean()),
+            "cos_maj_maj": mean_off(maj, maj), "cos_min_min": mean_off(~maj, ~maj),
+            "cos_maj_min": mean_off(maj, ~maj)}
+
+
+def nc1(H, y, k: int | None = None) -> float:
+    """NC1 = tr(Σ_W Σ_B^†)/k with Σ_W the within-class and Σ_B the between-class covariance."""
+    H = np.asarray(H, dtype=float)
+    mu = class_means(H, y, k)
+    y = np.asarray(y)
+    centred = H - mu[:, y]
+    Sw = centred @ centred.T / H.shape[1]
+    B = mu - mu.mean(axis=1, keepdims=True)
+    Sb = B @ B.T / mu.shape[1]
+    return float(np.trace(Sw @ np.linalg.pinv(Sb)) / mu.shape[1])
+
+
+def summary(W, H, y, reference: Geometry | None = None) -> dict:
+    """Distances of (W: k×d, H: d×n, labels y) to a reference geometry (default SELI) and the ETF:
+    d_W on W Wᵀ, d_H on the k×k class-mean Gram (class level), d_Z on W H vs Ẑ = P Y (sample level);
+    plus norm ratios / cosines (majority = classes larger than the smallest) and NC1."""
+    from nclab.seli import seli_geometry  # paper module built on this one; imported lazily
+
+    W = np.asarray(W, dtype=float)
+    H = np.asarray(H, dtype=float)
+    k = integer("k", W.shape[0], 2)
+    sizes = sizes_of(y, k)
+    ref = seli_geometry(sizes) if reference is None else reference
+    etf = etf_geometry(sizes)
+    WW = W @ W.T
+    mu = class_means(H, y, k)
+    HH = mu.T @ mu
+    out = {"d_W": gram_distance(WW, ref.W_gram), "d_H": gram_distance(HH, ref.H_gram),
+           "d_Z": gram_distance(W @ H, sel_matrix(y, k)),
+           "d_W_etf": gram_distance(WW, etf.W_gram), "d_H_etf": gram_distance(HH, etf.H_gram),
+           "nc1": nc1(H, y, k), "W_norm": float(np.linalg.norm(W)), "H_norm": float(np.linalg.norm(H))}
+    maj = sizes > sizes.min()
+    if maj.any():
+        for tag, G in (("W", WW), ("H", HH)):
+            out.update({f"{tag}_{key}": v for key, v in group_stats(G, maj).items()})
+    return out

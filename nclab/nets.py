@@ -1,0 +1,123 @@
+"""Small torch networks for the "real net" sections: an MLP whose last layer is a bias-free linear
+classifier on penultimate features h(x) (no ReLU on h, as in the UFM), and a seeded trainer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from nclab._checks import integer, real
+from nclab.losses import get_loss
+from nclab.ufm import TrainingDiverged, resolve_device
+
+
+class MLP(nn.Module):
+    """x ↦ W·h(x), h(x) = A_L ReLU(… ReLU(A_1 x)) ∈ R^feat_dim; the classifier W (k×feat_dim) has no bias.
+    ``seed`` makes the initialization reproducible without touching the global torch RNG."""
+
+    def __init__(self, in_dim: int, k: int, hidden: int = 128, depth: int = 2, feat_dim: int = 32,
+                 seed: int | None = None):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(integer("seed", seed, 0))
+            self._build(in_dim, k, hidden, depth, feat_dim)
+
+    def _build(self, in_dim, k, hidden, depth, feat_dim) -> None:
+        in_dim, k = integer("in_dim", in_dim, 1), integer("k", k, 2)
+        hidden, depth = integer("hidden", hidden, 1), integer("depth", depth, 1)
+        feat_dim = integer("feat_dim", feat_dim, k - 1)
+        layers, width = [], in_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, feat_dim))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(feat_dim, k, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr: float = 1e-3,
+                     batch_size: int | None = None, weight_decay: float = 0.0, optimizer: str = "adam",
+                     momentum: float = 0.9, feature_penalty: float = 0.0, seed: int = 0,
+                     device: str = "auto", progress: bool = True) -> dict:
+    """Adam or SGD (with momentum) on ``loss(model(X), y)`` + L2 ``weight_decay``, in float64, full
+    batch by default; ``feature_penalty`` adds (λ_h/2)·mean_i ‖h(x_i)‖², the UFM's feature ridge
+    (needs ``model.features``). Returns the history {"epoch", "loss", "train_error"}; stops with
+    ``TrainingDiverged`` on a non-finite loss."""
+    epochs = integer("epochs", epochs, 1)
+    lr = real("lr", lr, 0.0, lo_open=True)
+    weight_decay = real("weight_decay", weight_decay, 0.0)
+    feature_penalty = real("feature_penalty", feature_penalty, 0.0)
+    torch.manual_seed(integer("seed", seed, 0))
+    dev = resolve_device(device)
+    model.to(dev, torch.float64)
+    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=dev)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
+    n = yt.numel()
+    bs = n if batch_size is None else integer("batch_size", batch_size, 1, n)
+    loss_fn = get_loss(loss)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay,
+                              momentum=real("momentum", momentum, 0.0, 1.0, hi_open=True))
+    else:
+        raise ValueError(f"optimizer={optimizer!r} is unknown: use 'adam' or 'sgd'")
+    gen = torch.Generator().manual_seed(seed)
+    hist = {"epoch": [], "loss": [], "train_error": []}
+    from tqdm.auto import tqdm
+
+    for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc="train", leave=False):
+        perm = torch.randperm(n, generator=gen).to(dev) if bs < n else torch.arange(n, device=dev)
+        for start in range(0, n, bs):
+            idx = perm[start:start + bs]
+            if feature_penalty > 0:
+                feats = model.features(Xt[idx])
+                out = loss_fn(model.classifier(feats), yt[idx]) + feature_penalty / 2 * feats.square().sum(1).mean()
+            else:
+                out = loss_fn(model(Xt[idx]), yt[idx])
+            if not math.isfinite(float(out.detach())):
+                raise TrainingDiverged(f"training diverged at epoch {epoch} (loss={float(out.detach())}) with "
+                                       f"lr={lr:g}: lower the learning rate (try lr={lr / 10:g})")
+            opt.zero_grad(set_to_none=True)
+            out.backward()
+            opt.step()
+        with torch.no_grad():
+            logits = model(Xt)
+            hist["epoch"].append(epoch)
+            hist["loss"].append(float(loss_fn(logits, yt)))
+            hist["train_error"].append(float((logits.argmax(1) != yt).double().mean()))
+    return hist
+
+
+@torch.no_grad()
+def last_layer(model: MLP, X) -> tuple[np.ndarray, np.ndarray]:
+    """(W, H): the classifier weights (k×d) and the penultimate features of X as columns (d×n)."""
+    p = next(model.parameters())
+    Xt = torch.as_tensor(np.asarray(X), dtype=p.dtype, device=p.device)
+    return model.classifier.weight.cpu().numpy().copy(), model.features(Xt).cpu().numpy().T.copy()
+
+
+def imbalanced_last_layer(source: str = "digits", *, k: int = 4, R: float = 10, k_min: int = 2,
+                          n_min: int = 10, epochs: int = 1500, lr: float = 0.1, weight_decay: float = 5e-4,
+                          feature_penalty: float = 5e-4, hidden: int = 128, feat_dim: int = 8,
+                          seed: int = 0, progress: bool = False) -> dict:
+    """Train an MLP (SGD, momentum 0.9, full batch) on a step-imbalanced subset of ``source`` past
+    zero training error; return ``metrics.summary`` of its last layer plus "train_error" and "n"."""
+    from nclab.data import step_imbalanced
+    from nclab.metrics import summary
+
+    X, y = step_imbalanced(source, k=k, R=R, k_min=k_min, n_min=n_min, seed=seed)
+    model = MLP(X.shape[1], k, hidden=hidden, depth=2, feat_dim=feat_dim, seed=seed)
+    hist = train_classifier(model, X, y, epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer="sgd",
+                            feature_penalty=feature_penalty, seed=seed, progress=progress)
+    W, H = last_layer(model, X)
+    out = summary(W, H, y)
+    out.update({"train_error": hist["train_error"][-1], "final_loss": hist["loss"][-1], "n": int(y.size)})
+    return out

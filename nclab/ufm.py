@@ -1,0 +1,160 @@
+"""Unconstrained-features model (UFM) trainer in float64 torch.
+
+Minimizes  loss(Hᵀ Wᵀ, y) + λ/2 (‖W‖²_F + ‖H‖²_F)  over W (k×d) and H (d×n) by gradient descent
+(full batch, or mini-batches with the H penalty scaled by n/|B| so each batch is unbiased), and
+records ``metrics.summary`` on a log-spaced schedule of steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nclab._checks import integer, real
+from nclab.frames import Geometry
+from nclab.labels import labels_from_sizes, sizes_of
+from nclab.losses import get_loss
+from nclab.metrics import summary
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when the objective becomes non-finite or explodes; the message says what to change."""
+
+
+@dataclass
+class UFMResult:
+    """Final W (k×d), H (d×n), labels y, and ``history``: a dict of equal-length lists, one entry per
+    recorded step ("step", "objective", and every key of ``metrics.summary``)."""
+
+    W: np.ndarray
+    H: np.ndarray
+    y: np.ndarray
+    history: dict = field(default_factory=dict)
+    steps_done: int = 0
+    interrupted: bool = False
+
+    def final(self) -> dict:
+        """The last recorded entry of every history series."""
+        return {key: values[-1] for key, values in self.history.items()}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" → CUDA when available, else CPU; any other string is passed to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device={device!r} is not a torch device: use 'auto', 'cpu' or 'cuda'") from None
+
+
+def log_schedule(steps: int, points: int) -> np.ndarray:
+    """About ``points`` log-spaced integers from 0 to ``steps`` (both included), unique and sorted."""
+    steps = integer("steps", steps, 1)
+    points = integer("record", points, 2)
+    grid = np.unique(np.round(np.geomspace(1, steps, points - 1)).astype(int))
+    return np.concatenate([[0], grid])
+
+
+def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, lr: float = 0.5,
+              steps: int = 1000, batch_size: int | None = None, seed: int = 0, init_scale: float = 0.1,
+              record: int = 50, reference: Geometry | None = None, device: str = "auto",
+              progress: bool = True, W0=None, H0=None) -> UFMResult:
+    """Train the UFM by (mini-batch) gradient descent; give labels ``y`` or ``class_sizes``.
+
+    ``reference`` is the geometry distances are measured to (default: SELI of the class sizes).
+    Ctrl-C / KeyboardInterrupt stops training and returns what was done (``interrupted=True``).
+    """
+    if (y is None) == (class_sizes is None):
+        raise ValueError("give exactly one of y (labels) or class_sizes")
+    y = labels_from_sizes(class_sizes) if y is None else np.asarray(y)
+    sizes = sizes_of(y)
+    k, n = sizes.size, y.size
+    d = integer("d", d, k - 1)
+    lam = real("lam", lam, 0.0)
+    lr = real("lr", lr, 0.0, lo_open=True)
+    steps = integer("steps", steps, 1)
+    seed = integer("seed", seed, 0)
+    init_scale = real("init_scale", init_scale, 0.0, lo_open=True)
+    bs = n if batch_size is None else integer("batch_size", batch_size, 1, n)
+    loss_fn = get_loss(loss)
+    dev = resolve_device(device)
+
+    gen = torch.Generator().manual_seed(seed)
+    W = _init(W0, (k, d), init_scale, gen, "W0").to(dev).requires_grad_(True)
+    H = _init(H0, (d, n), init_scale, gen, "H0").to(dev).requires_grad_(True)
+    yt = torch.as_tensor(y, dtype=torch.long, device=dev)
+    opt = torch.optim.SGD([W, H], lr=lr)
+
+    def objective_full() -> float:
+        with torch.no_grad():
+            return float(loss_fn((W @ H).T, yt) + lam / 2 * (W.square().sum() + H.square().sum()))
+
+    schedule = set(log_schedule(steps, record).tolist())
+    history: dict[str, list] = {"step": [], "objective": []}
+
+    def snapshot(step: int) -> None:
+        obj = objective_full()
+        history["step"].append(step)
+        history["objective"].append(obj)
+        for key, val in summary(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, reference).items():
+            history.setdefault(key, []).append(val)
+
+    first = objective_full()
+    if not math.isfinite(first):
+        raise ValueError("the initial objective is not finite: check W0/H0 and init_scale")
+    snapshot(0)
+    perm_gen = torch.Generator().manual_seed(seed + 1)
+    order = torch.arange(n)
+    bar = _progress(steps, progress)
+    done, interrupted = 0, False
+    try:
+        for step in range(1, steps + 1):
+            if bs == n:
+                obj = loss_fn((W @ H).T, yt) + lam / 2 * (W.square().sum() + H.square().sum())
+            else:
+                pos = ((step - 1) * bs) % n
+                if pos + bs > n or step == 1:
+                    order = torch.randperm(n, generator=perm_gen)
+                    pos = 0
+                idx = order[pos:pos + bs].to(dev)
+                Hb = H[:, idx]
+                obj = (loss_fn((W @ Hb).T, yt[idx]) + lam / 2 * W.square().sum()
+                       + lam / 2 * (n / bs) * Hb.square().sum())
+            opt.zero_grad(set_to_none=True)
+            obj.backward()
+            value = float(obj.detach())
+            if not math.isfinite(value) or value > 1e6 * max(first, 1.0):
+                raise TrainingDiverged(
+                    f"UFM training diverged at step {step} (objective={value:.3g}) with lr={lr:g}: "
+                    f"lower the learning rate (try lr={lr / 10:g})")
+            opt.step()
+            done = step
+            if step in schedule:
+                snapshot(step)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        if done not in history["step"]:
+            snapshot(done)
+    finally:
+        bar.close()
+    return UFMResult(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, history, done, interrupted)
+
+
+def _init(value, shape, scale, gen, name) -> torch.Tensor:
+    if value is None:
+        return scale * torch.randn(*shape, generator=gen, dtype=torch.float64)
+    t = torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64).clone()
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{name} has shape {tuple(t.shape)}, expected {shape}")
+    return t
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="UFM", mininterval=0.5, leave=False)

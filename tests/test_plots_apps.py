@@ -1,0 +1,86 @@
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from nclab import plots
+from nclab.apps import (
+    CURVES,
+    apply_ridge,
+    apply_seli_theory,
+    ridge_app,
+    ridge_state,
+    seli_theory_app,
+    seli_theory_figures,
+    seli_theory_state,
+)
+from nclab.convex import zero_threshold
+from nclab.labels import step_sizes
+from nclab.metrics import normalized
+from nclab.seli import seli_geometry, step_closed_form
+
+
+def test_heatmaps_and_curves_builders():
+    fig = plots.heatmaps({"a": np.eye(2), "b": -np.eye(2)})
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2
+    np.testing.assert_array_equal(fig.data[1].z, -np.eye(2))
+    fig = plots.curves([1, 2, 3], {"x": [1, 2, 3], "y": [3, 2, np.nan]}, log_x=True, dash={"y": "dash"})
+    assert fig.layout.xaxis.type == "log" and fig.data[1].line.dash == "dash"
+    hist = {"step": [0, 1, 10], "d_W": [1.0, 0.5, 0.1]}
+    fig = plots.history_figure({"run": hist}, ["d_W"])
+    assert list(fig.data[0].x) == [1, 10]  # step 0 cannot sit on a log axis
+
+
+def test_seli_theory_state_is_pure_and_matches_closed_form():
+    s1 = seli_theory_state(5, 20, 2)
+    s2 = seli_theory_state(5, 20, 2)
+    np.testing.assert_array_equal(s1["curves"]["cos(w_min, w_min′)"], s2["curves"]["cos(w_min, w_min′)"])
+    i = int(np.argmin(np.abs(s1["R_grid"] - 20)))
+    assert s1["curves"]["‖w_maj‖/‖w_min‖"][i] == pytest.approx(np.sqrt(step_closed_form(5, 20, 2)["w_sq_ratio"]))
+    np.testing.assert_allclose(s1["grams"]["W Wᵀ (SELI)"], normalized(seli_geometry(step_sizes(5, 20, 2)).W_gram))
+    assert s1["etf_cos"] == pytest.approx(-0.25)
+    with pytest.raises(ValueError, match="k_min"):
+        seli_theory_state(4, 10, 4)
+
+
+def test_apply_seli_theory_on_plain_figures_moves_marker_and_data():
+    figs = seli_theory_figures(seli_theory_state(4, 10, 2))
+    before = np.array(figs[1].data[0].y, dtype=float)
+    state = seli_theory_state(4, 100, 1)
+    apply_seli_theory(figs, state)
+    assert list(figs[1].data[-1].x) == [100.0, 100.0]
+    assert not np.allclose(np.array(figs[1].data[0].y, dtype=float)[:5], before[:5])
+    # k_min = 1: the min–min cosine is undefined and drawn as a gap, never as NaN
+    idx = list(CURVES).index("cos(w_min, w_min′)")
+    assert all(v is None for v in figs[1].data[idx].y)
+
+
+def test_seli_app_slider_changes_plotted_data_and_kmin_is_clamped():
+    app = seli_theory_app(k=4, R=10, k_min=2)
+    z0 = np.array(app.figures[0].data[0].z)
+    app.controls["R"].value = 100
+    assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
+    assert app.last_update_ms == app.last_update_ms  # a number, not NaN: the update ran
+    app.controls["k"].value = 6
+    app.controls["k_min"].value = 5
+    app.controls["k"].value = 3
+    assert app.controls["k_min"].value == 2 and app.controls["k_min"].max == 2
+    assert np.array(app.figures[0].data[0].z).shape == (3, 3)
+    assert "error" not in app.status.value.lower()
+
+
+def test_ridge_state_caps_lambda_below_zero_solution():
+    state = ridge_state(4, 100, 2, log10_lam=0.0)
+    lam0 = zero_threshold(step_sizes(4, 100, 2))
+    assert state["lam"] == pytest.approx(0.9 * lam0)
+    assert np.all(np.isfinite(state["path"]["d_W"]))
+
+
+def test_ridge_app_updates_in_place():
+    app = ridge_app(R=10, log10_lam=-2)
+    before = np.array(app.figures[0].data[0].z)
+    app.controls["log10_lam"].value = -5
+    assert not np.allclose(np.array(app.figures[0].data[0].z), before)
+    assert app.controls["log10_lam"].continuous_update is False
+    figs = [go.Figure(f) for f in app.figures]
+    apply_ridge(figs, ridge_state(4, 10, 2, -3))
+    assert list(figs[1].data[-1].x) == pytest.approx([1e-3, 1e-3])
