@@ -12,6 +12,7 @@ import numpy as np
 from nclab._checks import real
 from nclab.frames import Geometry, geometry_from_class_logits
 from nclab.labels import class_sizes
+from nclab.losses import LogitAdjustedCE
 
 _SOLVER_OPTS = {"solver": cp.CLARABEL, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 
@@ -19,31 +20,59 @@ _SOLVER_OPTS = {"solver": cp.CLARABEL, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-1
 def nuclear_svm(sizes) -> np.ndarray:
     """NN-SVM: argmin_M ‖M N^{1/2}‖_* s.t. M_cc − M_c'c ≥ 1 (c' ≠ c). Returns the k×k class logits."""
     sizes = class_sizes(sizes)
+    return _margin_svm(sizes, np.ones(sizes.size), np.ones(sizes.size))
+
+
+def cs_svm(sizes, delta, kind: str = "cdt") -> Geometry:
+    """Cost-sensitive SVM, the λ → 0 limit of logit-adjusted CE (class-collapsed, CLARABEL):
+    CDT  min ‖M N^{1/2}‖_* s.t. δ_c M_cc − δ_c' M_c'c ≥ 1;  LDT  min ‖M N^{1/2}‖_* s.t. δ_c (M_cc − M_c'c) ≥ 1.
+    ``delta``: k positive factors (only their ratios change the normalized geometry)."""
+    sizes = class_sizes(sizes)
+    delta = np.asarray(delta, dtype=float)
+    if delta.shape != sizes.shape:
+        raise ValueError(f"delta has {delta.size} entries but there are k={sizes.size} classes")
+    if not np.all(np.isfinite(delta)) or np.any(delta <= 0):
+        raise ValueError(f"delta={delta.tolist()} must be finite and > 0 for every class")
+    if kind == "cdt":
+        M = _margin_svm(sizes, delta, np.ones(sizes.size))
+    elif kind == "ldt":
+        M = _margin_svm(sizes, np.ones(sizes.size), delta)
+    else:
+        raise ValueError(f"kind={kind!r} is not allowed: use 'cdt' or 'ldt'")
+    geom = geometry_from_class_logits(M, sizes, name=f"CS-SVM ({kind.upper()})")
+    geom.info.update({"delta": delta, "kind": kind})
+    return geom
+
+
+def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 for all c' ≠ c."""
     k = sizes.size
     M = cp.Variable((k, k))
-    root = np.sqrt(sizes.astype(float))
-    off = ~np.eye(k, dtype=bool)
-    diag = cp.reshape(cp.diag(M), (1, k), order="C")
-    margins = cp.multiply(np.ones((k, 1)) @ diag - M, off.astype(float))
-    cons = [margins[i, j] >= 1 for i, j in zip(*np.nonzero(off), strict=True)]
-    prob = cp.Problem(cp.Minimize(cp.normNuc(M @ np.diag(root))), cons)
+    D = cp.multiply(row[:, None] * np.ones((1, k)), M)
+    diag = cp.reshape(cp.diag(D), (1, k), order="C")
+    margins = cp.multiply(np.ones((k, 1)) * col[None, :], np.ones((k, 1)) @ diag - D)
+    off = 1.0 - np.eye(k)
+    prob = cp.Problem(cp.Minimize(cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))),
+                      [cp.multiply(off, margins) >= off])
     prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "nuclear_svm")
+    _check_status(prob, "margin SVM")
     return np.asarray(M.value)
 
 
-def regularized_optimum(sizes, lam: float, reduction: str = "mean") -> Geometry:
-    """Exact optimum of the ridge-regularized CE-UFM  min_{W,H} L(WH) + λ/2(‖W‖²+‖H‖²), solved as
-    min_M L(MY) + λ‖M N^{1/2}‖_*, with L = (1/n)Σ_i CE (reduction="mean") or Σ_i CE ("sum").
-    ``info["value"]`` holds the optimal objective (equal to the UFM optimum when d ≥ k−1)."""
+def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitAdjustedCE | None = None) -> Geometry:
+    """Exact optimum of the ridge-regularized UFM  min_{W,H} L(WH) + λ/2(‖W‖²+‖H‖²), solved as
+    min_M L(MY) + λ‖M N^{1/2}‖_*, with L = (1/n)Σ_i ℓ (reduction="mean") or Σ_i ℓ ("sum") and ℓ the
+    CE or any ``LogitAdjustedCE`` (ω, Δ, ι, δ). ``info["value"]`` holds the optimal objective."""
     sizes = class_sizes(sizes)
     lam = real("lam", lam, 0.0, lo_open=True)
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction={reduction!r} is not allowed: use 'mean' or 'sum'")
     k, n = sizes.size, int(sizes.sum())
-    w = sizes / n if reduction == "mean" else sizes.astype(float)
+    p = (loss or LogitAdjustedCE()).arrays(k)
+    w = (sizes / n if reduction == "mean" else sizes.astype(float)) * p["omega"]
     M = cp.Variable((k, k))
-    ce = w @ cp.log_sum_exp(M, axis=0) - w @ cp.diag(M)
+    A = cp.multiply(p["Delta"][:, None] * p["delta"][None, :], M) + p["iota"][:, None] * np.ones((1, k))
+    ce = w @ cp.log_sum_exp(A, axis=0) - w @ cp.diag(A)
     prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))))
     prob.solve(**_SOLVER_OPTS)
     _check_status(prob, "regularized_optimum")

@@ -35,6 +35,8 @@ class UFMResult:
     history: dict = field(default_factory=dict)
     steps_done: int = 0
     interrupted: bool = False
+    converged: bool = False
+    grad_norm: float = float("nan")
 
     def final(self) -> dict:
         """The last recorded entry of every history series."""
@@ -62,8 +64,11 @@ def log_schedule(steps: int, points: int) -> np.ndarray:
 def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, lr: float = 0.5,
               steps: int = 1000, batch_size: int | None = None, seed: int = 0, init_scale: float = 0.1,
               record: int = 50, reference: Geometry | None = None, device: str = "auto",
-              progress: bool = True, W0=None, H0=None) -> UFMResult:
+              progress: bool = True, W0=None, H0=None, tol: float | None = None) -> UFMResult:
     """Train the UFM by (mini-batch) gradient descent; give labels ``y`` or ``class_sizes``.
+
+    With ``tol`` (full batch only) training stops once the gradient norm ‖(∇_W, ∇_H)‖_F < tol and the
+    result says ``converged``; without it, it runs all ``steps``.
 
     ``reference`` is the geometry distances are measured to (default: SELI of the class sizes).
     Ctrl-C / KeyboardInterrupt stops training and returns what was done (``interrupted=True``).
@@ -80,6 +85,10 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
     seed = integer("seed", seed, 0)
     init_scale = real("init_scale", init_scale, 0.0, lo_open=True)
     bs = n if batch_size is None else integer("batch_size", batch_size, 1, n)
+    if tol is not None:
+        tol = real("tol", tol, 0.0, lo_open=True)
+        if bs < n:
+            raise ValueError(f"tol={tol:g} needs full-batch training (batch_size=None), got batch_size={bs}")
     loss_fn = get_loss(loss)
     dev = resolve_device(device)
 
@@ -110,7 +119,7 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
     perm_gen = torch.Generator().manual_seed(seed + 1)
     order = torch.arange(n)
     bar = _progress(steps, progress)
-    done, interrupted = 0, False
+    done, interrupted, converged, gnorm = 0, False, False, float("nan")
     try:
         for step in range(1, steps + 1):
             if bs == n:
@@ -131,6 +140,12 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
                 raise TrainingDiverged(
                     f"UFM training diverged at step {step} (objective={value:.3g}) with lr={lr:g}: "
                     f"lower the learning rate (try lr={lr / 10:g})")
+            if tol is not None:
+                gnorm = float(torch.sqrt(W.grad.square().sum() + H.grad.square().sum()))
+                if gnorm < tol:
+                    converged = True
+                    snapshot(done)
+                    break
             opt.step()
             done = step
             if step in schedule:
@@ -142,7 +157,8 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
             snapshot(done)
     finally:
         bar.close()
-    return UFMResult(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, history, done, interrupted)
+    return UFMResult(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, history, done, interrupted,
+                     converged, gnorm)
 
 
 def _init(value, shape, scale, gen, name) -> torch.Tensor:

@@ -84,3 +84,29 @@ def test_ridge_app_updates_in_place():
     figs = [go.Figure(f) for f in app.figures]
     apply_ridge(figs, ridge_state(4, 10, 2, -3))
     assert list(figs[1].data[-1].x) == pytest.approx([1e-3, 1e-3])
+
+
+def test_cssvm_state_closed_form_agrees_with_solver_markers():
+    from nclab.apps import cssvm_state
+
+    s = cssvm_state("cdt", 4, 10.0, 2, 0.3)
+    for label, dots in s["solver"].items():
+        line = np.interp(s["solver_gammas"], s["gamma_grid"], s["curves"][label])
+        np.testing.assert_allclose(dots, line, atol=2e-3)  # interpolation on a 0.025-spaced grid
+    assert s["symmetric"]["H"] == pytest.approx(-0.5)
+    assert "etf" in cssvm_state("ldt", 4, 10.0, 2, 0.3)["symmetric"]
+
+
+def test_cssvm_app_button_jumps_to_symmetric_gamma():
+    from nclab.apps import cssvm_app, jump_to_symmetric
+
+    app = cssvm_app(kind="cdt", gamma=0.0)
+    before = np.array(app.figures[0].data[-1].x)
+    app.extra[0].value = "H"
+    app.extra[1].click()
+    assert app.controls["gamma"].value == pytest.approx(-0.5)
+    assert not np.allclose(np.array(app.figures[0].data[-1].x), before)
+    app.extra[0].value = "etf"
+    app.extra[1].click()
+    assert app.controls["kind"].value == "ldt" and app.controls["gamma"].value == 0.5
+    assert jump_to_symmetric({"symmetric": {"W": float("nan")}}, "W") is None
