@@ -95,3 +95,50 @@ def zero_threshold(sizes, reduction: str = "mean") -> float:
         raise ValueError(f"reduction={reduction!r} is not allowed: use 'mean' or 'sum'")
     s = float(sel_singular_values(sizes)[0])
     return s / sizes.sum() if reduction == "mean" else s
+
+
+def scl_gram(sizes, tau: float, relu: bool = True) -> np.ndarray:
+    """Exact k×k Gram of the collapsed class embeddings minimizing the full-batch SCL (convex relaxation,
+    tight): min_Ĝ Σ_{c: n_c≥2} n_c [log((n_c−1)e^{1/τ} + Σ_{c'≠c} n_c' e^{Ĝ_cc'/τ}) − 1/τ]
+    s.t. Ĝ ⪰ 0, diag Ĝ = 1 (and Ĝ ≥ 0 with ``relu``). ``info`` is not kept: returns Ĝ."""
+    sizes = class_sizes(sizes)
+    tau = real("tau", tau, 0.0, lo_open=True)
+    k = sizes.size
+    G = cp.Variable((k, k), PSD=True)
+    terms = []
+    for c in range(k):
+        if sizes[c] < 2:
+            continue
+        others = [o for o in range(k) if o != c]
+        logits = cp.hstack([np.log(sizes[c] - 1) + 1 / tau]
+                           + [np.log(sizes[o]) + G[c, o] / tau for o in others])
+        terms.append(sizes[c] * (cp.log_sum_exp(logits) - 1 / tau))
+    cons = [cp.diag(G) == 1] + ([G >= 0] if relu else [])
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), cons)
+    prob.solve(**_SOLVER_OPTS)
+    _check_status(prob, "scl_gram")
+    return np.asarray(G.value)
+
+
+def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, float]:
+    """The n×n version (small n): min_G Σ_{i: P(i)≠∅} [logsumexp_{ℓ≠i}(G_iℓ/τ) − mean_{j∈P(i)} G_ij/τ],
+    G ⪰ 0, diag G = 1 (G ≥ 0 with ``relu``). Returns (G, optimal value)."""
+    from nclab.labels import one_hot
+
+    Y = one_hot(y)
+    tau = real("tau", tau, 0.0, lo_open=True)
+    n = Y.shape[1]
+    same = (Y.T @ Y) - np.eye(n)
+    G = cp.Variable((n, n), PSD=True)
+    terms = []
+    for i in range(n):
+        pos = np.flatnonzero(same[i])
+        if pos.size == 0:
+            continue
+        others = [j for j in range(n) if j != i]
+        terms.append(cp.log_sum_exp(G[i, others] / tau) - cp.sum(G[i, pos]) / (pos.size * tau))
+    cons = [cp.diag(G) == 1] + ([G >= 0] if relu else [])
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), cons)
+    prob.solve(**_SOLVER_OPTS)
+    _check_status(prob, "scl_gram_samples")
+    return np.asarray(G.value), float(prob.value)

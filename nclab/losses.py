@@ -102,3 +102,37 @@ def get_loss(loss):
 def _check_shapes(logits: torch.Tensor, y: torch.Tensor) -> None:
     if logits.ndim != 2 or y.ndim != 1 or logits.shape[0] != y.shape[0]:
         raise ValueError(f"logits must be n×k and y length n; got {tuple(logits.shape)} and {tuple(y.shape)}")
+
+
+def supcon(features: torch.Tensor, y: torch.Tensor, tau: float, anchors: torch.Tensor | None = None) -> torch.Tensor:
+    """Supervised contrastive loss on unit-norm rows h_i (n×d), anchors summed, positives averaged:
+    Σ_{i: P(i)≠∅} [logsumexp_{ℓ≠i}(h_iᵀh_ℓ/τ) − mean_{j∈P(i)} h_iᵀh_j/τ], P(i) = {j ≠ i: y_j = y_i}.
+    Anchors without an in-batch positive contribute 0 (they still act as negatives). SupContrast's loss
+    is this divided by the number of anchors and multiplied by τ/τ_base. ``anchors`` (bool, n) restricts
+    which rows act as anchors (default: all)."""
+    _check_shapes(features, y)
+    tau = real("tau", tau, 0.0, lo_open=True)
+    n = features.shape[0]
+    S = features @ features.T / tau
+    eye = torch.eye(n, dtype=torch.bool, device=features.device)
+    same = (y[:, None] == y[None, :]) & ~eye
+    npos = same.sum(1)
+    lse = torch.logsumexp(S.masked_fill(eye, float("-inf")), dim=1)
+    pos_mean = (S * same).sum(1) / npos.clamp(min=1)
+    active = npos > 0
+    if anchors is not None:
+        active = active & anchors
+    return ((lse - pos_mean) * active).sum()
+
+
+@dataclass(frozen=True)
+class SupCon:
+    """``supcon`` as a loss object: SupCon(tau)(features, y)."""
+
+    tau: float = 1.0
+
+    def __post_init__(self):
+        real("tau", self.tau, 0.0, lo_open=True)
+
+    def __call__(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return supcon(features, y, self.tau)

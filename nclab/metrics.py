@@ -98,3 +98,24 @@ def summary(W, H, y, reference: Geometry | None = None) -> dict:
         for tag, G in (("W", WW), ("H", HH)):
             out.update({f"{tag}_{key}": v for key, v in group_stats(G, maj).items()})
     return out
+
+
+def class_mean_gram(H, y, k: int | None = None, centered: bool = False) -> np.ndarray:
+    """k×k Gram of the class means of H (d×n); ``centered`` subtracts their unweighted average first."""
+    mu = class_means(H, y, k)
+    if centered:
+        mu = mu - mu.mean(axis=1, keepdims=True)
+    return mu.T @ mu
+
+
+def of_distance(H, y, k: int | None = None) -> float:
+    """Distance of the *uncentered* class-mean Gram to the orthogonal frame I_k (0.5176 for an ETF, k=4)."""
+    G = class_mean_gram(H, y, k)
+    return gram_distance(G, np.eye(G.shape[0]))
+
+
+def centered_etf_distance(H, y, k: int | None = None) -> float:
+    """Distance of the centered class-mean Gram to I − 11ᵀ/k (cannot tell an OF from an ETF)."""
+    G = class_mean_gram(H, y, k, centered=True)
+    kk = G.shape[0]
+    return gram_distance(G, np.eye(kk) - 1.0 / kk)

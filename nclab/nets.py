@@ -121,3 +121,102 @@ def imbalanced_last_layer(source: str = "digits", *, k: int = 4, R: float = 10, 
     out = summary(W, H, y)
     out.update({"train_error": hist["train_error"][-1], "final_loss": hist["loss"][-1], "n": int(y.size)})
     return out
+
+
+class ContrastiveMLP(nn.Module):
+    """x ↦ normalize(ReLU?(h(x))) with the ``MLP`` feature extractor h; ``relu`` adds the final ReLU
+    before normalization (the paper's "SCL + ReLU")."""
+
+    def __init__(self, in_dim: int, feat_dim: int = 16, hidden: int = 128, depth: int = 2, relu: bool = True,
+                 seed: int | None = None):
+        super().__init__()
+        self.body = MLP(in_dim, 2, hidden=hidden, depth=depth, feat_dim=integer("feat_dim", feat_dim, 1), seed=seed)
+        self.relu = bool(relu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body.features(x)
+        if self.relu:
+            h = torch.relu(h)
+        return h / h.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def train_contrastive(model: nn.Module, X, y, *, loss, epochs: int = 200, lr: float = 1e-3,
+                      batch_size: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Adam on a feature loss ``loss(model(X_B), y_B)`` (e.g. ``SupCon``), float64, shuffled mini-batches
+    (full batch by default). Returns {"epoch", "loss"}; stops with ``TrainingDiverged`` on a non-finite loss."""
+    epochs = integer("epochs", epochs, 1)
+    lr = real("lr", lr, 0.0, lo_open=True)
+    model.to(torch.float64)
+    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    n = yt.numel()
+    bs = n if batch_size is None else integer("batch_size", batch_size, 2, n)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(integer("seed", seed, 0))
+    hist = {"epoch": [], "loss": []}
+    from tqdm.auto import tqdm
+
+    for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc="train", leave=False):
+        perm = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = perm[start:start + bs]
+            out = loss(model(Xt[idx]), yt[idx])
+            if not math.isfinite(float(out.detach())):
+                raise TrainingDiverged(f"training diverged at epoch {epoch}: lower the learning rate (lr={lr:g})")
+            opt.zero_grad(set_to_none=True)
+            out.backward()
+            opt.step()
+            total += float(out.detach())
+        hist["epoch"].append(epoch)
+        hist["loss"].append(total)
+    return hist
+
+
+@torch.no_grad()
+def embed(model: nn.Module, X) -> np.ndarray:
+    """Model outputs for X as columns (d×n)."""
+    return model(torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy().T.copy()
+
+
+def probe_accuracies(Htr, ytr, Hte, yte) -> dict:
+    """Nearest-class-centre and linear-probe (logistic regression) test accuracies on embeddings (d×n)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from nclab.metrics import class_means
+
+    mu = class_means(Htr, ytr)
+    ncc = np.argmin(((Hte[:, :, None] - mu[:, None, :]) ** 2).sum(0), axis=1)
+    clf = LogisticRegression(max_iter=2000).fit(Htr.T, ytr)
+    return {"ncc": float(np.mean(ncc == yte)), "linear_probe": float(clf.score(Hte.T, yte))}
+
+
+def scl_representations(source: str = "digits", *, relu: bool, k: int = 4, R: float = 5, k_min: int = 2,
+                        n_min: int = 10, test_per_class: int = 30, tau: float = 1.0, feat_dim: int = 32,
+                        epochs: int = 300, lr: float = 1e-2, restarts: int = 4, seed: int = 0,
+                        progress: bool = False) -> dict:
+    """Train ``ContrastiveMLP`` (± final ReLU) with full-batch SCL on a step-imbalanced split, ``restarts``
+    initializations, keep the one with the lowest *training* loss (no test data used to choose). Returns
+    train/test OF distances, NCC / linear-probe test accuracy, the full-batch optimum L* and every restart's
+    (loss, d_OF) — with ReLU some restarts merge two classes, visible there."""
+    from nclab.data import step_imbalanced
+    from nclab.losses import SupCon
+    from nclab.metrics import of_distance
+    from nclab.scl import optimal_value
+
+    restarts = integer("restarts", restarts, 1)
+    Xtr, ytr, Xte, yte = step_imbalanced(source, k=k, R=R, k_min=k_min, n_min=n_min, seed=seed,
+                                         test_per_class=test_per_class)
+    tried = []
+    for r in range(restarts):
+        model = ContrastiveMLP(Xtr.shape[1], feat_dim=feat_dim, relu=relu, seed=seed + r)
+        hist = train_contrastive(model, Xtr, ytr, loss=SupCon(tau), epochs=epochs, lr=lr, seed=seed + r,
+                                 progress=progress)
+        tried.append((hist["loss"][-1], model))
+    best_loss, best = min(tried, key=lambda t: t[0])
+    Htr, Hte = embed(best, Xtr), embed(best, Xte)
+    out = {"train_loss": best_loss, "optimum_relu": optimal_value(np.bincount(ytr), tau),
+           "d_OF_train": of_distance(Htr, ytr), "d_OF_test": of_distance(Hte, yte),
+           "restarts": [(float(loss), float(of_distance(embed(m, Xtr), ytr))) for loss, m in tried]}
+    out.update(probe_accuracies(Htr, ytr, Hte, yte))
+    return out

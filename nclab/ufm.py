@@ -174,3 +174,125 @@ def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, desc="UFM", mininterval=0.5, leave=False)
+
+
+@dataclass
+class SphereResult:
+    """Unit-norm embeddings H (d×n, columns h_i), labels y, and a history of log-spaced epochs with
+    "epoch", "loss" (full-batch loss), "d_OF", "d_ETF_centered", "nc1" and "step" (last accepted step)."""
+
+    H: np.ndarray
+    y: np.ndarray
+    history: dict = field(default_factory=dict)
+    epochs_done: int = 0
+    interrupted: bool = False
+
+    def final(self) -> dict:
+        return {key: values[-1] for key, values in self.history.items()}
+
+
+def project_sphere(H: torch.Tensor, nonneg: bool) -> torch.Tensor:
+    """Rows onto the unit sphere (∩ the non-negative orthant if ``nonneg``: normalize(max(h, 0)), and
+    the basis vector of the largest entry when a row has no positive entry)."""
+    if nonneg:
+        P = H.clamp(min=0)
+        dead = P.sum(1) == 0
+        if dead.any():
+            fallback = torch.zeros_like(H[dead])
+            fallback[torch.arange(int(dead.sum())), H[dead].argmax(1)] = 1.0
+            P = P.clone()
+            P[dead] = fallback
+        H = P
+    return H / H.norm(dim=1, keepdim=True).clamp(min=1e-300)
+
+
+def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epochs: int = 100,
+                     step0: float = 1.0, seed: int = 0, record: int = 30, progress: bool = True,
+                     H0=None) -> SphereResult:
+    """UFM with unit-norm (``nonneg``: and non-negative) embeddings, minimized by projected gradient
+    with backtracking (accept H⁺ = Π(H − s∇) when L(H⁺) ≤ L(H) + ⟨∇, H⁺−H⟩ + ‖H⁺−H‖²/(2s), else halve s).
+    ``loss(features n_B×d, y_B)``; ``batches(epoch) → list of index arrays`` (default: full batch)."""
+    y = np.asarray(y)
+    sizes = sizes_of(y)
+    k, n = sizes.size, y.size
+    d = integer("d", d, 1)
+    if nonneg and d < k:
+        raise ValueError(f"d={d} is too small for non-negative embeddings of k={k} classes: need d >= k")
+    epochs = integer("epochs", epochs, 1)
+    step0 = real("step0", step0, 0.0, lo_open=True)
+    gen = torch.Generator().manual_seed(integer("seed", seed, 0))
+    if H0 is None:
+        H = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    else:
+        H = torch.as_tensor(np.asarray(H0, dtype=float).T, dtype=torch.float64).clone()
+        if tuple(H.shape) != (n, d):
+            raise ValueError(f"H0 has shape {tuple(H.shape[::-1])}, expected ({d}, {n})")
+    H = project_sphere(H, nonneg)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    schedule = batches if batches is not None else (lambda epoch: [np.arange(n)])
+    marks = set(log_schedule(epochs, record).tolist())
+    history: dict[str, list] = {}
+    step = step0
+
+    def snapshot(epoch: int) -> None:
+        with torch.no_grad():
+            full = float(loss(H, yt))
+        Hn = H.numpy().T
+        for key, val in (("epoch", epoch), ("loss", full), ("d_OF", of_distance_np(Hn, y)),
+                         ("d_ETF_centered", centered_etf_np(Hn, y)), ("nc1", nc1_np(Hn, y)), ("step", step)):
+            history.setdefault(key, []).append(val)
+
+    snapshot(0)
+    bar = _progress(epochs, progress)
+    done, interrupted = 0, False
+    try:
+        for epoch in range(1, epochs + 1):
+            for idx in schedule(epoch):
+                idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+                Hb = H[idx_t].clone().requires_grad_(True)
+                f0 = loss(Hb, yt[idx_t])
+                (g,) = torch.autograd.grad(f0, Hb)
+                f0 = float(f0)
+                if not math.isfinite(f0):
+                    raise TrainingDiverged(f"loss is {f0} at epoch {epoch}: check the temperature (too small?)")
+                Hb = Hb.detach()
+                s = min(2 * step, 1e6)
+                with torch.no_grad():
+                    while s > 1e-14:
+                        cand = project_sphere(Hb - s * g, nonneg)
+                        diff = cand - Hb
+                        model = f0 + float((g * diff).sum()) + float(diff.square().sum()) / (2 * s)
+                        if float(loss(cand, yt[idx_t])) <= model:
+                            H[idx_t] = cand
+                            break
+                        s /= 2
+                step = max(s, 1e-14)
+            done = epoch
+            if epoch in marks:
+                snapshot(epoch)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        if done not in history["epoch"]:
+            snapshot(done)
+    finally:
+        bar.close()
+    return SphereResult(H.numpy().T.copy(), y, history, done, interrupted)
+
+
+def of_distance_np(H, y):
+    from nclab.metrics import of_distance
+
+    return of_distance(H, y)
+
+
+def centered_etf_np(H, y):
+    from nclab.metrics import centered_etf_distance
+
+    return centered_etf_distance(H, y)
+
+
+def nc1_np(H, y):
+    from nclab.metrics import nc1
+
+    return nc1(H, y)

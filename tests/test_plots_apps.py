@@ -110,3 +110,23 @@ def test_cssvm_app_button_jumps_to_symmetric_gamma():
     app.extra[1].click()
     assert app.controls["kind"].value == "ldt" and app.controls["gamma"].value == 0.5
     assert jump_to_symmetric({"symmetric": {"W": float("nan")}}, "W") is None
+
+
+def test_scl_theory_state_relu_is_of_and_value_matches_formula():
+    from nclab.apps import scl_theory_state
+
+    s = scl_theory_state(4, 10, 2, 1.0, True)
+    assert s["d_OF"] < 1e-4 and s["value"] == pytest.approx(s["formula"], rel=1e-7)
+    s2 = scl_theory_state(4, 10, 2, 1.0, False)
+    assert s2["d_OF"] > 0.1
+
+
+def test_batching_app_binding_flips_verdict():
+    from nclab.apps import batching_app
+
+    app = batching_app(scheme="partition", binding=False)
+    assert "NOT" in app.status.value
+    z0 = np.array(app.figures[0].data[0].z)
+    app.controls["binding"].value = True
+    assert "unique minimizer" in app.status.value and "NOT" not in app.status.value
+    assert not np.array_equal(np.array(app.figures[0].data[0].z), z0)
