@@ -130,3 +130,17 @@ def test_batching_app_binding_flips_verdict():
     app.controls["binding"].value = True
     assert "unique minimizer" in app.status.value and "NOT" not in app.status.value
     assert not np.array_equal(np.array(app.figures[0].data[0].z), z0)
+
+
+def test_prototypes_state_cached_and_app_updates():
+    from nclab.apps import prototype_geometry, prototypes_app, prototypes_state
+
+    prototypes_state("ETF", 4, 1.0, 2, False)
+    hits = prototype_geometry.cache_info().hits
+    s = prototypes_state("ETF", 4, 1.0, 2, False)
+    assert prototype_geometry.cache_info().hits == hits + 1  # the second call re-uses the trained result
+    assert set(s["grams"]) == {"learned class means", "prototypes", "CE-limit (n_w → ∞)"}
+    app = prototypes_app(preset="OF", n_w=4, R=2)
+    z0 = np.array(app.figures[0].data[0].z)
+    app.controls["n_w"].value = 256
+    assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
