@@ -142,3 +142,39 @@ def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, floa
     prob.solve(**_SOLVER_OPTS)
     _check_status(prob, "scl_gram_samples")
     return np.asarray(G.value), float(prob.value)
+
+
+def ntp_max_margin(S) -> np.ndarray:
+    """NTP max-margin logits (V×m): min ‖L‖_* s.t. ℓ_j[z] = ℓ_j[z'] for z, z' ∈ S_j and
+    ℓ_j[z] − ℓ_j[v] ≥ 1 for z ∈ S_j, v ∉ S_j. It sees only the support pattern S (bool V×m)."""
+    S = np.asarray(S, dtype=bool)
+    if S.ndim != 2 or np.any(S.sum(0) == 0):
+        raise ValueError("S must be a V×m support matrix with a non-empty support in every column")
+    V, m = S.shape
+    L = cp.Variable((V, m))
+    cons = []
+    for j in range(m):
+        inside, outside = np.flatnonzero(S[:, j]), np.flatnonzero(~S[:, j])
+        anchor = inside[0]
+        cons += [L[z, j] == L[anchor, j] for z in inside[1:]]
+        if outside.size:
+            cons.append(L[anchor, j] - L[outside, j] >= 1)
+    prob = cp.Problem(cp.Minimize(cp.normNuc(L)), cons)
+    prob.solve(**_SOLVER_OPTS)
+    _check_status(prob, "ntp_max_margin")
+    return np.asarray(L.value)
+
+
+def ntp_regularized_optimum(P, pi, lam: float) -> np.ndarray:
+    """Exact min_L Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) + λ‖L‖_* (the NTP-UFM with ridge λ/2, d ≥ rank)."""
+    from nclab.ntp import validate
+
+    P, pi = validate(P, pi)
+    lam = real("lam", lam, 0.0, lo_open=True)
+    V, m = P.shape
+    L = cp.Variable((V, m))
+    ce = cp.sum(cp.multiply(pi, cp.log_sum_exp(L, axis=0))) - cp.sum(cp.multiply(P * pi[None, :], L))
+    prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(L)))
+    prob.solve(**_SOLVER_OPTS)
+    _check_status(prob, "ntp_regularized_optimum")
+    return np.asarray(L.value)

@@ -220,3 +220,62 @@ def scl_representations(source: str = "digits", *, relu: bool, k: int = 4, R: fl
            "restarts": [(float(loss), float(of_distance(embed(m, Xtr), ytr))) for loss, m in tried]}
     out.update(probe_accuracies(Htr, ytr, Hte, yte))
     return out
+
+
+class ContextMLP(nn.Module):
+    """A tiny language model: embed the ``context_length`` previous tokens, concatenate, MLP → features
+    h(context) ∈ R^feat_dim → bias-free linear read-out to V word logits."""
+
+    def __init__(self, V: int, context_length: int, emb: int = 16, hidden: int = 64, feat_dim: int = 16,
+                 seed: int | None = None):
+        super().__init__()
+        V, context_length = integer("V", V, 2), integer("context_length", context_length, 1)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(integer("seed", seed, 0))
+            self.embed = nn.Embedding(V, integer("emb", emb, 1))
+            self.features = nn.Sequential(nn.Linear(context_length * emb, hidden), nn.ReLU(),
+                                          nn.Linear(hidden, feat_dim))
+            self.classifier = nn.Linear(feat_dim, V, bias=False)
+
+    def feats(self, ctx: torch.Tensor) -> torch.Tensor:
+        return self.features(self.embed(ctx).flatten(1))
+
+    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.feats(ctx))
+
+
+def train_lm(model: ContextMLP, data, *, epochs: int = 2000, lr: float = 1e-2, seed: int = 0,
+             progress: bool = True) -> dict:
+    """Full-batch Adam on the NTP loss Σ_j π_j Σ_z p_j(z)(−log softmax)_z over the deduplicated contexts of
+    ``data`` (an ``ntp.NTPData`` built by ``from_tokens``) — the same objective as the token stream."""
+    epochs = integer("epochs", epochs, 1)
+    lr = real("lr", lr, 0.0, lo_open=True)
+    torch.manual_seed(integer("seed", seed, 0))
+    index = {w: i for i, w in enumerate(data.vocab)}
+    ctx = torch.tensor([[index[w] for w in c] for c in data.contexts], dtype=torch.long)
+    P = torch.as_tensor(data.P.T)
+    pi = torch.as_tensor(data.pi)
+    model.to(torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    hist = {"epoch": [], "loss": []}
+    from tqdm.auto import tqdm
+
+    for epoch in tqdm(range(1, epochs + 1), disable=not progress, desc="LM", leave=False):
+        loss = -(pi * (P * torch.log_softmax(model(ctx), dim=1)).sum(1)).sum()
+        if not math.isfinite(float(loss.detach())):
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: lower the learning rate (lr={lr:g})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        hist["epoch"].append(epoch)
+        hist["loss"].append(float(loss.detach()))
+    return hist
+
+
+@torch.no_grad()
+def lm_last_layer(model: ContextMLP, data) -> tuple[np.ndarray, np.ndarray]:
+    """(W, H): word embeddings (V×d) and context embeddings as columns (d×m)."""
+    index = {w: i for i, w in enumerate(data.vocab)}
+    ctx = torch.tensor([[index[w] for w in c] for c in data.contexts], dtype=torch.long)
+    return model.classifier.weight.numpy().copy(), model.feats(ctx).numpy().T.copy()

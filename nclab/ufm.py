@@ -64,38 +64,60 @@ def log_schedule(steps: int, points: int) -> np.ndarray:
 def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, lr: float = 0.5,
               steps: int = 1000, batch_size: int | None = None, seed: int = 0, init_scale: float = 0.1,
               record: int = 50, reference: Geometry | None = None, device: str = "auto",
-              progress: bool = True, W0=None, H0=None, tol: float | None = None) -> UFMResult:
+              progress: bool = True, W0=None, H0=None, tol: float | None = None, soft_labels=None,
+              weights=None, metrics=None) -> UFMResult:
     """Train the UFM by (mini-batch) gradient descent; give labels ``y`` or ``class_sizes``.
 
     With ``tol`` (full batch only) training stops once the gradient norm ‖(∇_W, ∇_H)‖_F < tol and the
     result says ``converged``; without it, it runs all ``steps``.
 
+    Soft labels (next-token prediction): ``soft_labels`` P (k×n, columns are distributions) and ``weights``
+    π (n, default uniform) replace y; the loss is Σ_i π_i Σ_z P_zi (−log softmax(W h_i)_z) and the
+    history records ``metrics(W, H)`` (a dict) instead of the SELI summary.
+
     ``reference`` is the geometry distances are measured to (default: SELI of the class sizes).
     Ctrl-C / KeyboardInterrupt stops training and returns what was done (``interrupted=True``).
     """
-    if (y is None) == (class_sizes is None):
-        raise ValueError("give exactly one of y (labels) or class_sizes")
-    y = labels_from_sizes(class_sizes) if y is None else np.asarray(y)
-    sizes = sizes_of(y)
-    k, n = sizes.size, y.size
-    d = integer("d", d, k - 1)
+    if soft_labels is not None:
+        if y is not None or class_sizes is not None:
+            raise ValueError("give either soft_labels or hard labels (y / class_sizes), not both")
+        Pt, wt = _soft_targets(soft_labels, weights)
+        k, n = Pt.shape
+        y = np.arange(n)
+        d = integer("d", d, 1)
+
+        def loss_fn(logits, idx):
+            return -(wt[idx] * (Pt[:, idx].T * torch.log_softmax(logits, dim=1)).sum(1)).sum()
+        metric_fn = metrics or (lambda W_, H_: {})
+    else:
+        if (y is None) == (class_sizes is None):
+            raise ValueError("give exactly one of y (labels) or class_sizes")
+        y = labels_from_sizes(class_sizes) if y is None else np.asarray(y)
+        sizes = sizes_of(y)
+        k, n = sizes.size, y.size
+        d = integer("d", d, k - 1)
+        loss_fn = get_loss(loss)
+        metric_fn = metrics or (lambda W_, H_: summary(W_, H_, y, reference))
     lam = real("lam", lam, 0.0)
     lr = real("lr", lr, 0.0, lo_open=True)
     steps = integer("steps", steps, 1)
     seed = integer("seed", seed, 0)
     init_scale = real("init_scale", init_scale, 0.0, lo_open=True)
     bs = n if batch_size is None else integer("batch_size", batch_size, 1, n)
+    if soft_labels is not None and bs < n:
+        raise ValueError("soft-label training is full batch: leave batch_size=None")
     if tol is not None:
         tol = real("tol", tol, 0.0, lo_open=True)
         if bs < n:
             raise ValueError(f"tol={tol:g} needs full-batch training (batch_size=None), got batch_size={bs}")
-    loss_fn = get_loss(loss)
     dev = resolve_device(device)
 
     gen = torch.Generator().manual_seed(seed)
     W = _init(W0, (k, d), init_scale, gen, "W0").to(dev).requires_grad_(True)
     H = _init(H0, (d, n), init_scale, gen, "H0").to(dev).requires_grad_(True)
     yt = torch.as_tensor(y, dtype=torch.long, device=dev)
+    if soft_labels is not None:
+        Pt, wt = Pt.to(dev), wt.to(dev)
     opt = torch.optim.SGD([W, H], lr=lr)
 
     def objective_full() -> float:
@@ -109,7 +131,7 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
         obj = objective_full()
         history["step"].append(step)
         history["objective"].append(obj)
-        for key, val in summary(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, reference).items():
+        for key, val in metric_fn(W.detach().cpu().numpy(), H.detach().cpu().numpy()).items():
             history.setdefault(key, []).append(val)
 
     first = objective_full()
@@ -159,6 +181,19 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
         bar.close()
     return UFMResult(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, history, done, interrupted,
                      converged, gnorm)
+
+
+def _soft_targets(P, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2 or P.shape[0] < 2:
+        raise ValueError(f"soft_labels must be a k×n matrix with k >= 2, got shape {P.shape}")
+    if np.any(P < 0) or not np.allclose(P.sum(0), 1.0, atol=1e-8):
+        raise ValueError("soft_labels columns must be probability distributions (non-negative, summing to 1)")
+    n = P.shape[1]
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"weights must be {n} non-negative numbers with a positive sum")
+    return torch.as_tensor(P), torch.as_tensor(w)
 
 
 def _init(value, shape, scale, gen, name) -> torch.Tensor:

@@ -144,3 +144,20 @@ def test_prototypes_state_cached_and_app_updates():
     z0 = np.array(app.figures[0].data[0].z)
     app.controls["n_w"].value = 256
     assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
+
+
+def test_ntp_state_and_apps():
+    from nclab.apps import ntp_app, ntp_data_app, ntp_data_state, ntp_state
+    from nclab.ntp import synthetic
+
+    data = synthetic(8, 6, 3, seed=0)
+    s3, s6 = ntp_state(data, -3), ntp_state(data, -6)
+    assert s6["gap"] < s3["gap"] and s6["cos"] > s3["cos"]
+    app = ntp_app(data, log10_lam=-2)
+    z0 = np.array(app.figures[0].data[0].z)
+    app.controls["log10_lam"].value = -5
+    assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
+    assert ntp_data_state(10, 6, 20, 3, 0)["grams"]["support S (words × contexts)"].shape == (6, 10)
+    lab = ntp_data_app()
+    lab.controls["V"].value = 12
+    assert np.array(lab.figures[0].data[0].z).shape[0] == 12
