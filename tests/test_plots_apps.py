@@ -161,3 +161,17 @@ def test_ntp_state_and_apps():
     lab = ntp_data_app()
     lab.controls["V"].value = 12
     assert np.array(lab.figures[0].data[0].z).shape[0] == 12
+
+
+def test_darex_apps():
+    from nclab.apps import darex_theory_app, darex_theory_state, flowchart_app
+
+    s = darex_theory_state(0.99, 0.01, 0.0, 0.01, 1.0)
+    np.testing.assert_allclose(s["mc_var"].sum(), s["var"].sum(), rtol=0.25)  # 400 draws
+    assert s["dare_var"][-1] > 10 * s["dare_var"][len(s["ps"]) // 2]  # the blow-up as p → 1
+    app = darex_theory_app(p=0.99, q=0.2)
+    app.controls["p"].value = 0.5
+    assert app.controls["q"].value >= 0.5  # q is kept ≥ 1 − p
+    f = flowchart_app()
+    f.controls["delta_scale"].value = "large"
+    assert "importance" in f.status.value

@@ -1,0 +1,375 @@
+"""Delta-parameter pruning (Deng et al., ICLR 2025): DARE, DAREx-q, importance pruning, AdamR, sparse storage.
+
+A fine-tuned model is stored as θ_pre + Δ. DARE(Δ; p) = (m ⊙ Δ)/(1−p) with m_ij ~ Bernoulli(1−p);
+DAREx-q uses 1/q instead. For one neuron, δh_i = Σ_j (m_ij/q − 1) Δ_ij x_j has
+E = ((1−p)/q − 1) Σ_j Δ_ij x_j and Var = p(1−p)/q² Σ_j Δ_ij² x_j².
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from nclab._checks import integer, real
+
+StateDict = dict[str, torch.Tensor]
+
+
+def _state(model_or_state) -> StateDict:
+    if isinstance(model_or_state, nn.Module):
+        return {k: v.detach() for k, v in model_or_state.state_dict().items()}
+    if isinstance(model_or_state, dict):
+        return model_or_state
+    raise ValueError(f"expected a torch.nn.Module or a state dict, got {type(model_or_state).__name__}")
+
+
+def extract_delta(pre, ft, skip: Callable[[str], bool] | None = None) -> StateDict:
+    """Δ = θ_ft − θ_pre for every floating tensor (names for which ``skip(name)`` is true are left out).
+    Raises ValueError naming the first tensor whose name or shape differs."""
+    a, b = _state(pre), _state(ft)
+    if set(a) != set(b):
+        diff = sorted(set(a) ^ set(b))
+        raise ValueError(f"the models have different parameters: {diff[:5]} (architectures differ)")
+    out = {}
+    for name, t in a.items():
+        if t.shape != b[name].shape:
+            raise ValueError(f"parameter {name!r} has shape {tuple(t.shape)} in the pre-trained model but "
+                             f"{tuple(b[name].shape)} in the fine-tuned one")
+        if t.is_floating_point() and not (skip and skip(name)):
+            out[name] = b[name] - t
+    return out
+
+
+def apply_delta(pre, delta: StateDict) -> StateDict:
+    """θ_pre + Δ as a new state dict (tensors not in Δ are copied from θ_pre)."""
+    base = _state(pre)
+    return {k: (v + delta[k].to(v.dtype) if k in delta else v.clone()) for k, v in base.items()}
+
+
+def _p(p: float) -> float:
+    return real("p", p, 0.0, 1.0, hi_open=True)
+
+
+def dare(delta: StateDict, p: float, q: float | dict | None = None, seed: int = 0) -> StateDict:
+    """Drop each entry with probability p and rescale survivors by 1/q (q = 1−p: DARE; a float or a
+    per-tensor dict: DAREx-q). One vectorized pass per tensor with a seeded generator."""
+    p = _p(p)
+    gen = torch.Generator().manual_seed(integer("seed", seed, 0))
+    out = {}
+    for name, d in delta.items():
+        qn = (1 - p) if q is None else (q[name] if isinstance(q, dict) else q)
+        qn = real(f"q[{name}]" if isinstance(q, dict) else "q", qn, 0.0, lo_open=True)
+        r = torch.rand(d.shape, generator=gen, dtype=d.dtype)  # the only allocation: reused in place
+        out[name] = r.ge_(p).mul_(d).mul_(1.0 / qn)
+    return out
+
+
+def _topk_mask(score: torch.Tensor, keep_frac: float) -> torch.Tensor:
+    n_keep = int(round(keep_frac * score.numel()))
+    mask = torch.zeros(score.numel(), dtype=torch.bool)
+    if n_keep > 0:
+        mask[torch.topk(score.flatten(), n_keep).indices] = True
+    return mask.view(score.shape)
+
+
+def magnitude_prune(delta: StateDict, p: float, scale: float = 1.0) -> StateDict:
+    """Keep exactly round((1−p)·size) entries of largest |Δ| in each tensor, times ``scale``."""
+    p = _p(p)
+    return {n: d * _topk_mask(d.abs(), 1 - p).to(d.dtype) * scale for n, d in delta.items()}
+
+
+def activation_prune(delta: StateDict, p: float, input_norms: dict[str, torch.Tensor], scale: float = 1.0) -> StateDict:
+    """Activation-aware (WANDA-style): score |Δ_ij|·‖X_j‖ with ‖X_j‖ the norm of input feature j over a
+    calibration batch; keep exactly round((1−p)·size) per tensor. Tensors without norms fall back to magnitude."""
+    p = _p(p)
+    out = {}
+    for n, d in delta.items():
+        if n in input_norms and d.ndim == 2:
+            xn = input_norms[n].to(d.dtype)
+            if xn.shape != (d.shape[1],):
+                raise ValueError(f"input_norms[{n!r}] has shape {tuple(xn.shape)}, expected ({d.shape[1]},)")
+            score = d.abs() * xn[None, :]
+        else:
+            score = d.abs()
+        out[n] = d * _topk_mask(score, 1 - p).to(d.dtype) * scale
+    return out
+
+
+# ---------------------------------------------------------------- theory
+def output_change_stats(Delta, x, p: float, q: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron mean and variance of δh = ((m/q − 1) ⊙ Δ) x for Δ (out×in), x (in,)."""
+    p = _p(p)
+    q = 1 - p if q is None else real("q", q, 0.0, lo_open=True)
+    D, x = np.asarray(Delta, dtype=float), np.asarray(x, dtype=float)
+    return ((1 - p) / q - 1) * (D @ x), p * (1 - p) / q**2 * ((D**2) @ (x**2))
+
+
+def output_change_mc(Delta, x, p: float, q: float | None = None, draws: int = 2000, seed: int = 0):
+    """Monte-Carlo mean and variance of the same δh over ``draws`` masks."""
+    p = _p(p)
+    q = 1 - p if q is None else real("q", q, 0.0, lo_open=True)
+    D, x = np.asarray(Delta, dtype=float), np.asarray(x, dtype=float)
+    rng = np.random.default_rng(integer("seed", seed, 0))
+    masks = rng.random((integer("draws", draws, 2),) + D.shape) >= p
+    dh = ((masks / q - 1) * D) @ x
+    return dh.mean(0), dh.var(0, ddof=1)
+
+
+def q_star(Delta, x, p: float) -> float:
+    """argmin_q Σ_i E[δh_i²] = (1−p) + p·B/A with A = Σ_i (Σ_j Δ_ij x_j)², B = Σ_ij Δ_ij² x_j²
+    (x: one input (in,) or a batch (b×in), summed over the batch)."""
+    p = _p(p)
+    D, X = np.asarray(Delta, dtype=float), np.atleast_2d(np.asarray(x, dtype=float))
+    A, B = float(np.sum((X @ D.T) ** 2)), float(np.sum((X**2) @ (D.T**2)))
+    if A == 0:
+        return float("inf")
+    return (1 - p) + p * B / A
+
+
+# ---------------------------------------------------------------- q selection
+def select_q(score: Callable[[float], float], grid, maximize: bool = True) -> tuple[float, dict]:
+    """Best q on a grid for a score function (labeled: validation accuracy, maximize; unlabeled: output
+    change, minimize). Returns (q, {q: score})."""
+    grid = [real("q", q, 0.0, lo_open=True) for q in grid]
+    if not grid:
+        raise ValueError("the q grid is empty")
+    scores = {q: float(score(q)) for q in grid}
+    best = (max if maximize else min)(scores, key=scores.get)
+    return best, scores
+
+
+def output_change(model: nn.Module, state: StateDict, reference: torch.Tensor, batch: torch.Tensor,
+                  metric: str = "kl") -> float:
+    """Change of the last layer's output on one unlabeled batch (the unlabeled q objective): "kl" =
+    mean KL(softmax(reference) ‖ softmax(output)) for classifier logits, "abs" = mean |output − reference|
+    (the paper's choice for encoder hidden states)."""
+    with torch.no_grad():
+        out = torch.func.functional_call(model, state, (batch,))
+    if metric == "abs":
+        return float((out - reference).abs().mean())
+    if metric == "kl":
+        return float(nn.functional.kl_div(torch.log_softmax(out, 1), torch.log_softmax(reference, 1),
+                                          log_target=True, reduction="batchmean"))
+    raise ValueError(f"metric={metric!r} is not allowed: use 'kl' or 'abs'")
+
+
+def layer_inputs(model: nn.Module, state: StateDict, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Inputs seen by every nn.Linear of ``model`` (with parameters ``state``) on ``batch``, keyed by the
+    weight's name — one forward pass, reused for per-layer q and activation-aware scores."""
+    captured, hooks = {}, []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            hooks.append(mod.register_forward_hook(
+                lambda m, inp, out, key=f"{name}.weight": captured.__setitem__(key, inp[0].detach())))
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, state, (batch,))
+    finally:
+        for h in hooks:
+            h.remove()
+    return captured
+
+
+def per_layer_q(delta: StateDict, inputs: dict[str, torch.Tensor], p: float) -> dict[str, float]:
+    """Analytical per-layer q: ``q_star`` of each 2-D delta with its captured inputs (others: 1−p)."""
+    return {n: (q_star(d.numpy(), inputs[n].numpy(), p) if n in inputs and d.ndim == 2 else 1 - _p(p))
+            for n, d in delta.items()}
+
+
+def recommend(p: float, delta_scale: str, labels: bool, can_refinetune: bool) -> str:
+    """Our reading of the paper's decision flowchart (reconstructed): which delta-pruning method to use."""
+    p = _p(p)
+    if delta_scale not in ("small", "large"):
+        raise ValueError(f"delta_scale={delta_scale!r} is not allowed: use 'small' or 'large'")
+    if delta_scale == "large":
+        return ("Large deltas: random dropping has too much variance — use importance-based pruning "
+                "(activation-aware if you have a calibration batch, else magnitude)"
+                + ("; or re-fine-tune with AdamR (DAREx-L2) to shrink the deltas first." if can_refinetune else "."))
+    if p <= 0.9:
+        return "Moderate pruning rate with small deltas: plain DARE (q = 1 − p) is fine."
+    advice = ("DAREx-q with q tuned on labeled validation data" if labels
+              else "DAREx-q with the unlabeled q (minimize the last layer's output change on one batch)")
+    return (f"Extreme pruning rate p = {p:g}: DARE's rescaling 1/(1−p) explodes the variance — use {advice}"
+            + ("; AdamR fine-tuning (DAREx-L2) makes DARE safer still." if can_refinetune else "."))
+
+
+# ---------------------------------------------------------------- AdamR
+class AdamR(torch.optim.Adam):
+    """Adam with decoupled regularization of Δ = θ − θ_pre: before each Adam step
+    θ ← θ − lr·λ·(θ − θ_pre) ("l2") or θ ← θ − lr·λ·sign(θ − θ_pre) ("l1"). λ = 0 is exactly Adam."""
+
+    def __init__(self, params, pre_params, lr: float = 1e-3, reg: float = 0.0, mode: str = "l2", **kwargs):
+        params = list(params)
+        pre = [t.detach().clone() for t in pre_params]
+        if len(pre) != len(params) or any(a.shape != b.shape for a, b in zip(params, pre, strict=True)):
+            raise ValueError("pre_params must match params one to one (same count and shapes)")
+        if mode not in ("l2", "l1"):
+            raise ValueError(f"mode={mode!r} is not allowed: use 'l2' or 'l1'")
+        super().__init__(params, lr=lr, **kwargs)
+        self.reg = real("reg", reg, 0.0)
+        self.mode = mode
+        self._pre = dict(zip(params, pre, strict=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if self.reg > 0:
+            for group in self.param_groups:
+                for prm in group["params"]:
+                    d = prm - self._pre[prm]
+                    prm.sub_(group["lr"] * self.reg * (d if self.mode == "l2" else d.sign()))
+        return super().step(closure)
+
+
+# ---------------------------------------------------------------- storage
+def to_sparse(delta: StateDict, dtype: torch.dtype | None = None) -> dict:
+    """Compressed pruned delta: per tensor the flat int32 indices of non-zeros, their values (in ``dtype``,
+    default the tensor's own: then the round trip is exact) and the shape."""
+    return {n: {"index": torch.nonzero(d.flatten()).flatten().to(torch.int32),
+                "value": d.flatten()[d.flatten() != 0].to(dtype or d.dtype), "shape": tuple(d.shape),
+                "dtype": d.dtype} for n, d in delta.items()}
+
+
+def from_sparse(sparse: dict) -> StateDict:
+    """Exact inverse of ``to_sparse`` (for values stored in the original dtype)."""
+    out = {}
+    for n, s in sparse.items():
+        flat = torch.zeros(math.prod(s["shape"]), dtype=s["dtype"])
+        flat[s["index"].long()] = s["value"].to(s["dtype"])
+        out[n] = flat.view(s["shape"])
+    return out
+
+
+def storage_bytes(obj) -> int:
+    """Bytes of a state dict or of a ``to_sparse`` result (tensor payloads only)."""
+    total = 0
+    for v in obj.values():
+        if isinstance(v, dict):
+            total += v["index"].numel() * v["index"].element_size() + v["value"].numel() * v["value"].element_size()
+        else:
+            total += v.numel() * v.element_size()
+    return total
+
+
+# ---------------------------------------------------------------- optional real encoder
+def local_encoder(path: str | None = None):
+    """A locally available Hugging Face encoder (``path`` or $NCLAB_ENCODER_PATH), loaded with
+    ``local_files_only=True``; returns (model, None) or (None, reason) — never downloads."""
+    path = path or os.environ.get("NCLAB_ENCODER_PATH")
+    if not path:
+        return None, "no local encoder configured: set NCLAB_ENCODER_PATH to a folder with a saved model"
+    try:
+        from transformers import AutoModel
+    except ImportError:
+        return None, "the optional package 'transformers' is not installed"
+    if not os.path.isdir(path):
+        return None, f"NCLAB_ENCODER_PATH={path!r} is not a folder"
+    return AutoModel.from_pretrained(path, local_files_only=True), None
+
+
+# ---------------------------------------------------------------- a CPU transfer pipeline
+def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300, ft_lr: float = 1e-3,
+                      reg: float = 0.0, hidden: int = 256, progress: bool = False) -> dict:
+    """Pre-train an MLP on sklearn digits 0–4, fine-tune every weight on digits 5–9 (new head) with AdamR
+    (reg = 0: plain Adam). Returns the models, Δ of the backbone (the head is kept, as in the paper) and
+    the task-B splits (train / val for labeled q / test)."""
+    from nclab.data import digits
+    from nclab.nets import MLP, train_classifier
+
+    seed = integer("seed", seed, 0)
+    X, y = digits()
+    rng = np.random.default_rng(seed)
+    a, b = y < 5, y >= 5
+    model = MLP(64, 5, hidden=hidden, depth=2, feat_dim=64, seed=seed)
+    train_classifier(model, X[a], y[a], epochs=pre_epochs, lr=1e-3, seed=seed, progress=progress)
+    pre = {k: v.clone() for k, v in model.state_dict().items()}
+    idx = rng.permutation(np.flatnonzero(b))
+    n = idx.size
+    tr, va, te = idx[: int(0.5 * n)], idx[int(0.5 * n): int(0.7 * n)], idx[int(0.7 * n):]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        model.classifier.reset_parameters()
+    params = list(model.parameters())
+    opt = AdamR(params, [pre.get(name, p) if name in pre else p for name, p in model.named_parameters()],
+                lr=real("ft_lr", ft_lr, 0.0, lo_open=True), reg=reg)
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    yt = torch.as_tensor(y - 5 * b, dtype=torch.long)
+    tr_t = torch.as_tensor(tr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(integer("ft_epochs", ft_epochs, 1)):
+        perm = tr_t[torch.randperm(tr.size, generator=gen)]
+        for s in range(0, tr.size, 64):
+            batch = perm[s:s + 64]
+            loss = nn.functional.cross_entropy(model(Xt[batch]), yt[batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    ft = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    delta = extract_delta(pre, ft, skip=lambda name: name.startswith("classifier") or name.endswith("bias"))
+    base = dict(pre)
+    base.update({k: v for k, v in ft.items() if k.startswith("classifier") or k.endswith("bias")})
+    return {"model": model, "pre": pre, "ft": ft, "base": base, "delta": delta, "X": Xt, "y": yt,
+            "train": tr, "val": va, "test": te}
+
+
+def accuracy(model: nn.Module, state: StateDict, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` with parameters ``state`` on (X, y)."""
+    with torch.no_grad():
+        return float((torch.func.functional_call(model, state, (X,)).argmax(1) == y).double().mean())
+
+
+def q_grid(p: float, points: int = 24) -> np.ndarray:
+    """Candidate q values for DAREx-q at rate p: geometric from just above 1−p to 1."""
+    p = _p(p)
+    return np.geomspace(max(1 - p, 1e-4), 1.0, integer("points", points, 2) + 1)[1:]
+
+
+def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64) -> dict:
+    """Test accuracy vs pruning rate for DARE, DAREx-q (labeled q on the validation split, unlabeled q on
+    one training batch, analytical per-layer q), magnitude and activation-aware pruning, for a
+    ``transfer_pipeline`` result. Random methods are averaged over ``seeds`` drop seeds."""
+    model, base, delta, X, y = P["model"], P["base"], P["delta"], P["X"], P["y"]
+    te, va = torch.as_tensor(P["test"]), torch.as_tensor(P["val"])
+    batch = X[torch.as_tensor(P["train"][:integer("batch_size", batch_size, 1)])]
+    seeds = integer("seeds", seeds, 1)
+    with torch.no_grad():
+        reference = torch.func.functional_call(model, P["ft"], (batch,))
+    inputs = layer_inputs(model, P["ft"], batch)
+    norms = {n: x.norm(dim=0) for n, x in inputs.items()}
+
+    def acc(d, idx=te):
+        return accuracy(model, apply_delta(base, d), X[idx], y[idx])
+
+    def avg(f):
+        return float(np.mean([f(s) for s in range(seeds)]))
+
+    out = {name: [] for name in ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer)",
+                                 "magnitude", "activation-aware")}
+    out.update({"p": list(ps), "q_labeled": [], "q_unlabeled": [], "fine-tuned": accuracy(model, P["ft"], X[te], y[te]),
+                "no delta": accuracy(model, base, X[te], y[te])})
+    for p in ps:
+        if p == 0:
+            for name in ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer)", "magnitude",
+                         "activation-aware"):
+                out[name].append(out["fine-tuned"])
+            out["q_labeled"].append(1.0)
+            out["q_unlabeled"].append(1.0)
+            continue
+        grid = q_grid(p, grid_points)
+        ql, _ = select_q(lambda q, p=p: avg(lambda s: acc(dare(delta, p, q, seed=s), va)), grid)
+        qu, _ = select_q(lambda q, p=p: avg(lambda s: output_change(model, apply_delta(base, dare(delta, p, q, seed=s)),
+                                                                    reference, batch)), grid, maximize=False)
+        qlayer = per_layer_q(delta, inputs, p)
+        out["DARE"].append(avg(lambda s, p=p: acc(dare(delta, p, seed=s))))
+        out["DAREx-q (labeled)"].append(avg(lambda s, p=p, q=ql: acc(dare(delta, p, q, seed=s))))
+        out["DAREx-q (unlabeled)"].append(avg(lambda s, p=p, q=qu: acc(dare(delta, p, q, seed=s))))
+        out["DAREx-q (per-layer)"].append(avg(lambda s, p=p, q=qlayer: acc(dare(delta, p, q, seed=s))))
+        out["magnitude"].append(acc(magnitude_prune(delta, p)))
+        out["activation-aware"].append(acc(activation_prune(delta, p, norms)))
+        out["q_labeled"].append(ql)
+        out["q_unlabeled"].append(qu)
+    return out

@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nclab.darex import (
+    AdamR,
+    activation_prune,
+    apply_delta,
+    dare,
+    extract_delta,
+    from_sparse,
+    layer_inputs,
+    magnitude_prune,
+    output_change,
+    output_change_mc,
+    output_change_stats,
+    per_layer_q,
+    q_grid,
+    q_star,
+    recommend,
+    select_q,
+    storage_bytes,
+    to_sparse,
+)
+
+
+def _delta(seed=0, shape=(50, 40)):
+    g = torch.Generator().manual_seed(seed)
+    return {"a.weight": torch.randn(shape, generator=g, dtype=torch.float64), "b.weight": torch.randn(7, generator=g,
+                                                                                                     dtype=torch.float64)}
+
+
+def test_dare_is_unbiased_within_monte_carlo_error():
+    d = _delta()
+    draws = [dare(d, 0.9, seed=s)["a.weight"] for s in range(400)]
+    mean = torch.stack(draws).mean(0)
+    se = d["a.weight"].abs() * np.sqrt(0.9 / 0.1 / 400)  # sd of one draw: |Δ|·sqrt(p/(1−p))
+    assert float(((mean - d["a.weight"]).abs() / se.clamp(min=1e-12)).mean()) < 1.0  # ≈ 0.8 for a normal
+
+
+def test_dare_q_equal_one_minus_p_equals_dare_and_seeded():
+    d = _delta()
+    a, b = dare(d, 0.7, seed=3), dare(d, 0.7, q=0.3, seed=3)
+    for k in d:
+        assert torch.allclose(a[k], b[k])
+    assert torch.equal(dare(d, 0.7, seed=3)["a.weight"], a["a.weight"])
+    assert not torch.equal(dare(d, 0.7, seed=4)["a.weight"], a["a.weight"])
+    kept = (a["a.weight"] != 0).double().mean()
+    assert abs(float(kept) - 0.3) < 0.05
+    per = dare(d, 0.7, q={"a.weight": 0.5, "b.weight": 1.0}, seed=3)
+    assert torch.allclose(per["a.weight"] * 0.5, a["a.weight"] * 0.3)
+
+
+def test_importance_pruning_rates_are_exact():
+    d = _delta()
+    for p in (0.5, 0.9, 0.99):
+        m = magnitude_prune(d, p)
+        assert int((m["a.weight"] != 0).sum()) == round((1 - p) * 2000)
+        kept = m["a.weight"][m["a.weight"] != 0].abs().min()
+        assert float(kept) >= float(d["a.weight"].abs().flatten().sort().values[-round((1 - p) * 2000)]) - 1e-15
+    norms = {"a.weight": torch.linspace(0.1, 10, 40, dtype=torch.float64)}
+    act = activation_prune(d, 0.9, norms)
+    assert int((act["a.weight"] != 0).sum()) == 200
+    assert (act["a.weight"][:, -5:] != 0).sum() > (act["a.weight"][:, :5] != 0).sum()  # large-input columns kept
+    with pytest.raises(ValueError, match="input_norms"):
+        activation_prune(d, 0.9, {"a.weight": torch.ones(3)})
+
+
+def test_sparse_round_trip_exact_and_smaller():
+    pruned = dare(_delta(), 0.99, seed=0)
+    sparse = to_sparse(pruned)
+    back = from_sparse(sparse)
+    assert all(torch.equal(back[k], pruned[k]) for k in pruned)
+    assert storage_bytes(sparse) < 0.05 * storage_bytes(pruned)
+
+
+def test_variance_formula_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    D, x = rng.normal(0.01, 0.02, (4, 100)), rng.normal(1, 0.3, 100)
+    mean, var = output_change_stats(D, x, 0.95, 0.2)
+    mc_mean, mc_var = output_change_mc(D, x, 0.95, 0.2, draws=8000)
+    np.testing.assert_allclose(mc_var.sum(), var.sum(), rtol=0.06)
+    assert np.all(np.abs(mc_mean - mean) < 5 * np.sqrt(var / 8000))
+    m0, _ = output_change_stats(D, x, 0.95)
+    np.testing.assert_allclose(m0, 0, atol=1e-15)  # DARE is unbiased
+
+
+def test_q_star_minimizes_expected_squared_change():
+    rng = np.random.default_rng(1)
+    D, x = rng.normal(0.02, 0.01, (5, 80)), rng.normal(1, 0.5, 80)
+
+    def risk(q):
+        m, v = output_change_stats(D, x, 0.99, q)
+        return float(np.sum(m**2 + v))
+    qs = q_star(D, x, 0.99)
+    assert 0.01 < qs < 1
+    assert risk(qs) <= min(risk(q) for q in np.linspace(0.011, 1, 500)) + 1e-12
+
+
+def test_adamr_zero_reg_is_adam_and_reg_pulls_to_pretrained():
+    def run(reg):
+        torch.manual_seed(0)
+        lin = nn.Linear(5, 3).double()
+        pre = [p.detach().clone() for p in lin.parameters()]
+        opt = AdamR(lin.parameters(), pre, lr=1e-2, reg=reg) if reg is not None else torch.optim.Adam(
+            lin.parameters(), lr=1e-2)
+        x, y = torch.randn(20, 5, dtype=torch.float64), torch.randint(0, 3, (20,))
+        for _ in range(50):
+            loss = nn.functional.cross_entropy(lin(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return torch.cat([(p - q).flatten() for p, q in zip(lin.parameters(), pre, strict=True)])
+    assert torch.equal(run(0.0), run(None))
+    assert run(10.0).norm() < 0.5 * run(0.0).norm()
+    with pytest.raises(ValueError, match="mode="):
+        AdamR(nn.Linear(2, 2).parameters(), list(nn.Linear(2, 2).parameters()), mode="l3")
+    with pytest.raises(ValueError, match="pre_params"):
+        AdamR(nn.Linear(2, 2).parameters(), [torch.zeros(3)])
+
+
+def test_extract_apply_and_mismatched_models():
+    a, b = nn.Sequential(nn.Linear(4, 3)), nn.Sequential(nn.Linear(4, 3))
+    d = extract_delta(a, b)
+    rebuilt = apply_delta(a, d)
+    assert all(torch.allclose(rebuilt[k], v) for k, v in b.state_dict().items())
+    with pytest.raises(ValueError, match="shape"):
+        extract_delta(a, nn.Sequential(nn.Linear(5, 3)))
+    with pytest.raises(ValueError, match="different parameters"):
+        extract_delta(a, nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="Module or a state dict"):
+        extract_delta(a, 42)
+
+
+def test_q_selection_and_layer_inputs():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    batch = torch.randn(8, 6, dtype=torch.float64)
+    ins = layer_inputs(model, state, batch)
+    assert set(ins) == {"0.weight", "2.weight"} and ins["0.weight"].shape == (8, 6)
+    qs = per_layer_q({"0.weight": torch.randn(5, 6, dtype=torch.float64)}, ins, 0.9)
+    assert qs["0.weight"] > 0.1
+    best, scores = select_q(lambda q: -(q - 0.3) ** 2, [0.1, 0.3, 0.5])
+    assert best == 0.3 and len(scores) == 3
+    with torch.no_grad():
+        ref = model(batch)
+    assert output_change(model, state, ref, batch) == pytest.approx(0, abs=1e-12)
+    assert output_change(model, state, ref, batch, metric="abs") == 0
+    assert q_grid(0.99)[0] > 0.01 and q_grid(0.99)[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="metric="):
+        output_change(model, state, ref, batch, metric="l7")
+
+
+@pytest.mark.parametrize("p, q, match", [(1.0, None, "p=1.0"), (-0.1, None, "p=-0.1"), (0.5, 0.0, "q=0.0"),
+                                         (0.5, -1.0, "q=-1.0")])
+def test_bad_inputs(p, q, match):
+    with pytest.raises(ValueError, match=match):
+        dare(_delta(), p, q)
+
+
+def test_recommend_paths():
+    assert "plain DARE" in recommend(0.5, "small", True, False)
+    assert "labeled" in recommend(0.99, "small", True, False)
+    assert "unlabeled" in recommend(0.99, "small", False, True)
+    assert "importance" in recommend(0.99, "large", True, False)
+    with pytest.raises(ValueError, match="delta_scale"):
+        recommend(0.9, "huge", True, True)
