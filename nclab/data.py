@@ -115,3 +115,72 @@ def step_imbalanced(source: str = "digits", k: int = 10, R: float = 10, k_min: i
     if test_per_class:
         return Xtr, ytr, X[test_idx], y[test_idx]
     return Xtr, ytr
+
+
+class KeyRecallLanguage:
+    """A synthetic language with planted long-range dependencies and exact truncated conditionals.
+
+    Tokens: K key tokens (0..K−1), a recall marker "?" (id K) and F filler tokens (K+1..K+F). A sequence
+    starts with a random key; afterwards each step emits "?" with probability ``rho`` (then the key follows)
+    or a filler from a peaked bigram table on the previous token. Predicting the token after "?" needs the
+    nearest key occurrence in view: the true minimum context length there is the distance back to it;
+    every other next token needs only the previous token (ℓ = 1)."""
+
+    def __init__(self, n_keys: int = 8, n_fillers: int = 24, rho: float = 0.05, peak: float = 0.7, seed: int = 0):
+        self.K = integer("n_keys", n_keys, 2)
+        self.F = integer("n_fillers", n_fillers, 2)
+        self.rho = real("rho", rho, 0.0, 1.0, hi_open=True)
+        peak = real("peak", peak, 0.0, 1.0)
+        self.marker = self.K
+        self.V = self.K + 1 + self.F
+        rng = np.random.default_rng(integer("seed", seed, 0))
+        A = np.zeros((self.V, self.F))  # previous token → filler distribution
+        for prev in range(self.V):
+            fav = rng.integers(self.F)
+            A[prev] = (1 - peak) / (self.F - 1)
+            A[prev, fav] = peak
+        self.A = A
+
+    def sample(self, n: int, length: int, seed: int = 0) -> np.ndarray:
+        """``n`` sequences of ``length`` tokens (n×length int array)."""
+        n, length = integer("n", n, 1), integer("length", length, 2)
+        rng = np.random.default_rng(integer("seed", seed, 0))
+        X = np.zeros((n, length), dtype=np.int64)
+        X[:, 0] = rng.integers(self.K, size=n)
+        for t in range(1, length):
+            prev = X[:, t - 1]
+            after_marker = prev == self.marker
+            filler = self.K + 1 + np.array([rng.choice(self.F, p=self.A[p]) for p in prev])
+            recall = (rng.random(n) < self.rho) & ~after_marker & (t < length - 1)
+            X[:, t] = np.where(after_marker, X[:, 0], np.where(recall, self.marker, filler))
+        return X
+
+    def next_probs(self, visible: np.ndarray) -> np.ndarray:
+        """Exact p(next | the visible tokens) for rows of token ids where −1 marks a hidden (truncated)
+        position; the last column is the previous token (B×T → B×V)."""
+        visible = np.atleast_2d(np.asarray(visible))
+        B = visible.shape[0]
+        P = np.zeros((B, self.V))
+        prev = visible[:, -1]
+        if np.any(prev < 0):
+            raise ValueError("the previous token (last column) must be visible: context length ℓ >= 1")
+        is_key = (visible >= 0) & (visible < self.K)
+        known = is_key.any(1)
+        for b in range(B):
+            if prev[b] == self.marker:
+                if known[b]:
+                    P[b, visible[b][is_key[b]][-1]] = 1.0
+                else:
+                    P[b, : self.K] = 1.0 / self.K
+            else:
+                P[b, self.K + 1:] = (1 - self.rho) * self.A[prev[b]]
+                P[b, self.marker] = self.rho
+        return P
+
+    def true_min_context(self, seq: np.ndarray, t: int) -> int:
+        """Smallest ℓ such that the last ℓ tokens before position t give the full-context distribution."""
+        seq = np.asarray(seq)
+        if seq[t - 1] != self.marker:
+            return 1
+        keys = np.flatnonzero(seq[:t] < self.K)
+        return int(t - keys[-1])

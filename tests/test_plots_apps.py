@@ -175,3 +175,21 @@ def test_darex_apps():
     f = flowchart_app()
     f.controls["delta_scale"].value = "large"
     assert "importance" in f.status.value
+
+
+def test_mcl_apps():
+    from nclab.apps import boost_app, mcl_app, mcl_state
+    from nclab.data import KeyRecallLanguage
+    from nclab.mcl import OracleModel, probability_cache
+
+    lang = KeyRecallLanguage(n_keys=4, n_fillers=10, rho=0.1, seed=0)
+    cache = probability_cache(OracleModel(lang), lang.sample(4, 24, seed=1), start=6, truth=lang.true_min_context)
+    s = mcl_state(cache, 0.2, 1, "jsd", 0.1)
+    assert s["auroc"] == pytest.approx(1.0) and 0.5 < s["short_fraction"] < 1
+    app = mcl_app(cache)
+    before = len(app.figures[0].data[1].x)
+    app.controls["threshold"].value = 0.001
+    assert "AUROC" in app.status.value and len(app.figures[0].data[1].x) == before
+    b = boost_app({"alpha": [0, 1, 2], "plain": [0.4] * 3, "boosted": [0.4, 0.6, 0.8]})
+    b.controls["alpha"].value = 2
+    assert list(b.figures[0].data[-1].x) == [2.0, 2.0] and "0.800" in b.status.value

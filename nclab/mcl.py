@@ -1,0 +1,342 @@
+"""Minimum context length (Vakilian et al., 2025): MCL, the label-free DaMCL, a long/short detector and
+long-context-boosted decoding, for any model with ``next_token_probs(tokens B×T, mask B×T) → B×V``
+(probabilities of the token after position T−1 given the unmasked tokens; masking keeps positions).
+
+MCL(s | t) = min ℓ in a schedule with Top1(p(·|s[−ℓ:])) = t and top1 − top2 ≥ δ, counted only where the
+full context is confident and correct. DaMCL (reconstructed: divergence and thresholds are parameters):
+min ℓ with D(p(·|s[−ℓ:]), p(·|s)) ≤ threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nclab._checks import integer, real
+
+
+# ---------------------------------------------------------------- models
+class OracleModel:
+    """(a) The exact conditional distribution of a ``KeyRecallLanguage`` for any truncation.
+    ``underuse`` = β mixes in the short-context distribution (last ``short`` tokens) with weight β: a model
+    that under-uses long context, the failure mode boosted decoding targets (β = 0: exact)."""
+
+    def __init__(self, language, underuse: float = 0.0, short: int = 4):
+        self.language = language
+        self.beta = real("underuse", underuse, 0.0, 1.0)
+        self.short = integer("short", short, 1)
+        self.V = language.V
+
+    def next_token_probs(self, tokens, mask) -> np.ndarray:
+        tokens, mask = np.asarray(tokens), np.asarray(mask, dtype=bool)
+        p = self.language.next_probs(np.where(mask, tokens, -1))
+        if self.beta > 0:
+            m_short = mask.copy()
+            m_short[:, : max(0, tokens.shape[1] - self.short)] = False
+            p = (1 - self.beta) * p + self.beta * self.language.next_probs(np.where(m_short, tokens, -1))
+        return p
+
+
+    def window_probs(self, seq, lengths) -> np.ndarray:
+        """p(token q+1 | the last ℓ tokens up to q) for every position q and every ℓ: (L×T×V)."""
+        seq = np.asarray(seq)
+        T = seq.size
+        out = np.zeros((len(lengths), T, self.V))
+        for q in range(T):
+            starts = [max(0, q - ell + 1) for ell in lengths]
+            mask = np.arange(q + 1)[None, :] >= np.array(starts)[:, None]
+            out[:, q] = self.next_token_probs(np.repeat(seq[None, : q + 1], len(lengths), 0), mask)
+        return out
+
+
+class TinyTransformer(nn.Module):
+    """(b) A small causal transformer with learned absolute positions; truncation = attention masking."""
+
+    def __init__(self, V: int, max_len: int = 128, d: int = 64, heads: int = 4, layers: int = 2, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(integer("seed", seed, 0))
+            self.tok = nn.Embedding(integer("V", V, 2), d)
+            self.pos = nn.Embedding(integer("max_len", max_len, 2), d)
+            layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+            self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.out = nn.Linear(d, V)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        T = tokens.shape[1]
+        h = self.tok(tokens) + self.pos(torch.arange(T, device=tokens.device))[None]
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=tokens.device), 1)
+        pad = None if mask is None else ~mask.bool()
+        return self.out(self.body(h, mask=causal, src_key_padding_mask=pad))
+
+    @torch.no_grad()
+    def next_token_probs(self, tokens, mask) -> np.ndarray:
+        t = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+        m = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+        return torch.softmax(self(t, m)[:, -1].double(), -1).numpy()
+
+    @torch.no_grad()
+    def window_probs(self, seq, lengths) -> np.ndarray:
+        """All positions × all truncation lengths in ONE forward: batch row s hides the tokens before s (key
+        padding mask in every layer, positions unchanged), so its output at q is p(token q+1 | tokens s..q),
+        the truncation of length q − s + 1. Returns L×T×V (ℓ ≥ q + 1 gives the full context)."""
+        seq = torch.as_tensor(np.asarray(seq), dtype=torch.long)
+        T = seq.numel()
+        k = torch.arange(T)
+        mask = k[None, :] >= k[:, None]  # row s: positions ≥ s visible
+        probs = torch.softmax(self(seq[None].expand(T, T), mask).double(), -1)  # T(start)×T(position)×V
+        q = torch.arange(T)[None, :]
+        starts = (q - torch.as_tensor(list(lengths))[:, None] + 1).clamp(min=0)  # L×T
+        return probs[starts, q.expand_as(starts)].numpy()
+
+
+def train_transformer(model: TinyTransformer, X, *, steps: int = 600, batch: int = 64, lr: float = 3e-3,
+                      seed: int = 0, progress: bool = True) -> list[float]:
+    """Next-token CE with AdamW on random mini-batches of the sequences X (n×T); returns the losses."""
+    X = torch.as_tensor(np.asarray(X), dtype=torch.long)
+    gen = torch.Generator().manual_seed(integer("seed", seed, 0))
+    opt = torch.optim.AdamW(model.parameters(), lr=real("lr", lr, 0.0, lo_open=True))
+    losses = []
+    from tqdm.auto import tqdm
+
+    for _ in tqdm(range(integer("steps", steps, 1)), disable=not progress, desc="transformer", leave=False):
+        idx = torch.randint(0, X.shape[0], (integer("batch", batch, 1),), generator=gen)
+        xb = X[idx]
+        logits = model(xb[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), xb[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+class HFCausalLM:
+    """(c) Adapter for a Hugging Face causal LM: truncation through ``attention_mask`` with explicit
+    ``position_ids`` so positions are preserved."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+        self.V = model.config.vocab_size
+
+    @classmethod
+    def from_local(cls, path: str):
+        """Load with ``local_files_only=True`` (never downloads, never ``trust_remote_code``)."""
+        from transformers import AutoModelForCausalLM
+
+        return cls(AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False))
+
+    @torch.no_grad()
+    def next_token_probs(self, tokens, mask) -> np.ndarray:
+        t = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+        m = torch.as_tensor(np.asarray(mask), dtype=torch.long)
+        pos = torch.arange(t.shape[1])[None].expand_as(t)
+        logits = self.model(input_ids=t, attention_mask=m, position_ids=pos).logits[:, -1]
+        return torch.softmax(logits.double(), -1).numpy()
+
+
+# ---------------------------------------------------------------- truncation and MCL
+def truncation_batch(prefix, schedule) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """One batch holding every truncation of ``prefix`` (length t) to its last ℓ tokens, ℓ in the schedule
+    (values > t dropped) plus the full context last: tokens (L×t), masks (L×t) hiding positions < t−ℓ."""
+    prefix = np.asarray(prefix)
+    t = prefix.size
+    lengths = check_schedule(schedule, t)
+    lengths = [ell for ell in lengths if ell < t] + [t]
+    mask = np.arange(t)[None, :] >= (t - np.array(lengths))[:, None]
+    return np.repeat(prefix[None], len(lengths), 0), mask, lengths
+
+
+def check_schedule(schedule, t: int | None = None) -> list[int]:
+    """Validate a context-length schedule: non-empty, positive, increasing; its first entry must fit in t."""
+    sched = [int(s) for s in schedule]
+    if not sched:
+        raise ValueError("schedule is empty: give at least one context length")
+    if any(s < 1 for s in sched) or any(b <= a for a, b in zip(sched, sched[1:], strict=False)):
+        raise ValueError(f"schedule={sched} must be positive and strictly increasing")
+    if t is not None and sched[0] > t:
+        raise ValueError(f"schedule starts at {sched[0]} but the sequence has only {t} tokens of context")
+    return sched
+
+
+def divergence(p, q, kind: str = "jsd") -> np.ndarray:
+    """Row-wise divergence between distributions: "jsd" (base 2, in [0, 1]), "tv", or "kl" (KL(p‖q))."""
+    p, q = np.atleast_2d(p), np.atleast_2d(q)
+    eps = 1e-300
+    if kind == "tv":
+        return 0.5 * np.abs(p - q).sum(-1)
+    if kind == "kl":
+        return np.where(p > 0, p * (np.log(p + eps) - np.log(q + eps)), 0.0).sum(-1)
+    if kind == "jsd":
+        m = (p + q) / 2
+        kl = lambda a, b: np.where(a > 0, a * (np.log2(a + eps) - np.log2(b + eps)), 0.0).sum(-1)  # noqa: E731
+        return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    raise ValueError(f"divergence={kind!r} is unknown: use 'jsd', 'tv' or 'kl'")
+
+
+@dataclass
+class MCLResult:
+    """Per-position results: MCL (None if the full context is not confident and correct), DaMCL, the
+    short-vs-full divergence (detector score) and forward passes used."""
+
+    mcl: int | None
+    damcl: int
+    score: float
+    forwards: int
+
+
+def position_probs(model, prefix, schedule) -> tuple[np.ndarray, list[int]]:
+    """Next-token distributions of every truncation of ``prefix`` (schedule lengths, then the full
+    context last) from one batched forward pass: (L×V, lengths)."""
+    tokens, mask, lengths = truncation_batch(prefix, list(schedule) or [len(prefix)])
+    return np.asarray(model.next_token_probs(tokens, mask)), lengths
+
+
+def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
+    """Smallest length whose top-1 is ``target`` with top1 − top2 ≥ δ; None unless the full context
+    (last row) itself qualifies."""
+    delta = real("delta", delta, 0.0, 1.0)
+    top2 = np.sort(P, axis=1)[:, -2:]
+    ok = (P.argmax(1) == target) & (top2[:, 1] - top2[:, 0] >= delta)
+    return next((ell for ell, good in zip(lengths, ok, strict=True) if good), None) if ok[-1] else None
+
+
+def damcl_from_probs(P, lengths, div: str = "jsd", threshold: float = 0.1) -> int:
+    """Smallest length whose distribution is within ``threshold`` of the full-context one (label-free)."""
+    threshold = real("threshold", threshold, 0.0)
+    d = divergence(P, P[-1][None], div)
+    return next(ell for ell, di in zip(lengths, d, strict=True) if di <= threshold)
+
+
+def score_from_probs(P, lengths, short: int, div: str = "jsd") -> float:
+    """Detector score: divergence between the longest truncation ≤ ``short`` and the full context."""
+    idx = max((i for i, ell in enumerate(lengths) if ell <= short), default=0)
+    return float(divergence(P[idx], P[-1], div)[0])
+
+
+def analyze_position(model, prefix, target: int, schedule, delta: float = 0.2, div: str = "jsd",
+                     threshold: float = 0.1, short: int | None = None) -> MCLResult:
+    """MCL, DaMCL and detector score of one position from a single batched forward pass."""
+    P, lengths = position_probs(model, prefix, schedule)
+    return MCLResult(mcl_from_probs(P, lengths, target, delta), damcl_from_probs(P, lengths, div, threshold),
+                     score_from_probs(P, lengths, lengths[0] if short is None else short, div), 1)
+
+
+def analyze_position_naive(model, prefix, target: int, schedule, delta: float = 0.2) -> MCLResult:
+    """Reference: one forward pass per context length, stopping at the first that qualifies."""
+    prefix = np.asarray(prefix)
+    t = prefix.size
+    lengths = [ell for ell in check_schedule(schedule, t) if ell < t] + [t]
+    forwards = 0
+
+    def probs(ell):
+        nonlocal forwards
+        forwards += 1
+        return model.next_token_probs(prefix[None], (np.arange(t) >= t - ell)[None])[0]
+
+    def good(p):
+        a, b = np.sort(p)[-2:]
+        return p.argmax() == target and b - a >= delta
+
+    if not good(probs(t)):
+        return MCLResult(None, t, float("nan"), forwards)
+    for ell in lengths:
+        if good(probs(ell)):
+            return MCLResult(ell, t, float("nan"), forwards)
+    return MCLResult(t, t, float("nan"), forwards)
+
+
+def analyze(model, X, schedule, *, start: int = 1, delta: float = 0.2, div: str = "jsd", threshold: float = 0.1,
+            short: int = 4, positions: int | None = None, naive: bool = False) -> dict:
+    """Analyze every position t ≥ ``start`` of every sequence in X (n×T): arrays of MCL (−1 = excluded),
+    DaMCL, detector score, forward passes, sequence/position indices. ``naive`` uses one forward per length
+    (MCL only) — the reference the batched search is compared with."""
+    X = np.asarray(X)
+    out = {"mcl": [], "damcl": [], "score": [], "forwards": [], "seq": [], "pos": []}
+    windowed = hasattr(model, "window_probs") and not naive
+    for i, seq in enumerate(X):
+        last = seq.size if positions is None else min(seq.size, start + positions)
+        if windowed:  # one forward for every position and every length of this sequence
+            sched = check_schedule(schedule)
+            lengths = sorted(set(sched) | {seq.size})
+            W = model.window_probs(seq, lengths)
+        for t in range(max(1, start), last):
+            if windowed:
+                rows = [j for j, ell in enumerate(lengths) if ell < t and ell in sched] + [len(lengths) - 1]
+                P, ls = W[rows, t - 1], [lengths[j] for j in rows[:-1]] + [t]
+                out["forwards"].append(1 if t == max(1, start) else 0)
+                m = mcl_from_probs(P, ls, int(seq[t]), delta)
+                out["mcl"].append(-1 if m is None else m)
+                out["damcl"].append(damcl_from_probs(P, ls, div, threshold))
+                out["score"].append(score_from_probs(P, ls, short, div))
+                out["seq"].append(i)
+                out["pos"].append(t)
+                continue
+            if naive:
+                r = analyze_position_naive(model, seq[:t], int(seq[t]), schedule, delta)
+            else:
+                r = analyze_position(model, seq[:t], int(seq[t]), schedule, delta, div, threshold, short)
+            out["forwards"].append(r.forwards)
+            out["mcl"].append(-1 if r.mcl is None else r.mcl)
+            out["damcl"].append(r.damcl)
+            out["score"].append(r.score)
+            out["seq"].append(i)
+            out["pos"].append(t)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- boosted decoding
+def boosted_probs(p_full, p_short, alpha: float) -> np.ndarray:
+    """Long-context boosting: logits_full + α·(logits_full − logits_short) on the tokens whose probability
+    rises with long context (p_full > p_short); other tokens keep logits_full. Renormalized."""
+    alpha = real("alpha", alpha, 0.0)
+    lf, ls = np.log(np.clip(p_full, 1e-300, None)), np.log(np.clip(p_short, 1e-300, None))
+    logits = np.where(p_full > p_short, lf + alpha * (lf - ls), lf)
+    logits -= logits.max(-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(-1, keepdims=True)
+
+
+def decode_accuracy(model, X, positions, short: int, alpha: float, threshold: float = 0.05, div: str = "jsd",
+                    samples: int = 20, seed: int = 0) -> dict:
+    """Sampling accuracy at the given (sequence, position) pairs: plain sampling from the full-context
+    distribution vs boosted sampling applied when the detector (D(short, full) > threshold) fires."""
+    rng = np.random.default_rng(integer("seed", seed, 0))
+    plain, boosted, fired = [], [], 0
+
+    def draw(p, u):  # inverse-CDF sampling with shared uniforms: α = 0 reproduces plain sampling exactly
+        return np.minimum(np.searchsorted(np.cumsum(p), u * p.sum()), p.size - 1)
+
+    for i, t in positions:
+        prefix = np.asarray(X[i][:t])
+        T = prefix.size
+        mask = np.stack([np.ones(T, bool), np.arange(T) >= T - short])
+        P = model.next_token_probs(np.repeat(prefix[None], 2, 0), mask)
+        target = X[i][t]
+        fire = divergence(P[1], P[0], div)[0] > threshold
+        fired += int(fire)
+        pb = boosted_probs(P[0], P[1], alpha) if fire else P[0]
+        u = rng.random(integer("samples", samples, 1))
+        plain.append(np.mean(draw(P[0], u) == target))
+        boosted.append(np.mean(draw(pb, u) == target))
+    return {"plain": float(np.mean(plain)), "boosted": float(np.mean(boosted)), "fired": fired / max(1, len(positions))}
+
+
+def probability_cache(model, X, start: int = 1, truth=None) -> dict:
+    """Distributions of every truncation (lengths 1..t) of every position t ≥ ``start`` (one batched
+    forward per position), for interactive re-analysis without new forwards. ``truth(seq, t)`` optionally
+    adds the planted minimum context length."""
+    X = np.asarray(X)
+    out = {"probs": [], "targets": [], "truth": [], "seq": [], "pos": []}
+    for i, seq in enumerate(X):
+        for t in range(max(1, integer("start", start, 1)), seq.size):
+            P, _ = position_probs(model, seq[:t], range(1, t))
+            out["probs"].append(P)
+            out["targets"].append(int(seq[t]))
+            out["truth"].append(truth(seq, t) if truth else -1)
+            out["seq"].append(i)
+            out["pos"].append(t)
+    return out
