@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test browser clean
 
 $(BIN)/nclab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,18 @@ $(BIN)/nclab: pyproject.toml
 run: $(BIN)/nclab
 	$(BIN)/nclab run --out results
 
-test: $(BIN)/nclab
+test: $(BIN)/nclab browser
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m ui tests/ui
+
+# Real-browser tests need Debian's Chromium; as root with apt-get it is installed here, otherwise the
+# browser tests are skipped with the reason printed.
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "browser tests: using /usr/bin/chromium"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "chromium not found (sudo apt-get install chromium): the browser tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) results

@@ -64,7 +64,7 @@ class App:
         head = [widgets.HTML(f"<b>{self.title}</b>")] if self.title else []
         controls = widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
         return widgets.VBox([*head, controls, *([widgets.HBox(self.extra)] if self.extra else []), self.status,
-                             *self.figures])
+                             *[plots.view(f) for f in self.figures]])
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -601,7 +601,7 @@ def darex_theory_figures(state: dict) -> list:
     a = go.Figure()
     for name in ("mean", "mc_mean", "var", "mc_var"):
         a.add_scatter(x=[], y=[], mode="markers" if name.startswith("mc") else "lines+markers", name=name)
-    a.update_layout(template=plots.TEMPLATE, height=300, title="output change per neuron: formula vs Monte-Carlo",
+    a.update_layout(template=plots.template(), height=300, title="output change per neuron: formula vs Monte-Carlo",
                     xaxis_title="neuron")
     b = plots.curves([], {"E Σ δh² vs q": []}, xlabel="q", log_y=True, title="expected squared change vs q")
     b.add_scatter(x=[], y=[], mode="markers", name="q*", marker=dict(size=10, symbol="star"))
@@ -691,7 +691,7 @@ def mcl_figures(state: dict) -> list:
     h = go.Figure()
     h.add_histogram(x=[], name="MCL", opacity=0.6, xbins=dict(size=1))
     h.add_histogram(x=[], name="DaMCL", opacity=0.6, xbins=dict(size=1))
-    h.update_layout(template=plots.TEMPLATE, barmode="overlay", height=320, xaxis_title="context length",
+    h.update_layout(template=plots.template(), barmode="overlay", height=320, xaxis_title="context length",
                     yaxis_type="log", title="minimum context length per position")
     r = plots.curves([], {"ROC": []}, xlabel="false positive rate", ylabel="true positive rate", height=320,
                      title="long/short detector")

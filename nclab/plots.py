@@ -1,6 +1,16 @@
-"""Plotly figure builders: pure functions (arrays in, ``go.Figure`` out) plus ``as_widget``."""
+"""Plotly figure builders: pure functions (arrays in, ``go.Figure`` out), the light/dark theme, and the
+choice between a live ``FigureWidget`` and a static figure redrawn in an ``ipywidgets.Output``.
+
+Settings (plain environment variables, read when a figure is made): ``NCLAB_PLOT=widget|static`` (default:
+static in Colab and VS Code, where FigureWidget does not render, widget elsewhere) and
+``NCLAB_THEME=light|dark`` (default light; ``set_theme`` changes it for the session).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import sys
 
 import numpy as np
 import plotly.graph_objects as go
@@ -10,7 +20,29 @@ from plotly.subplots import make_subplots
 # JupyterLab renders the mimetype; exported HTML pages (``nclab run``) get a loader for plotly.js.
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 
-TEMPLATE = "plotly_white"
+THEMES = {"light": "plotly_white", "dark": "plotly_dark"}
+_theme: str | None = None
+
+
+def set_theme(name: str) -> None:
+    """Use the "light" or "dark" plot theme for figures made from now on."""
+    global _theme
+    if name not in THEMES:
+        raise ValueError(f"theme={name!r} is not allowed: use {sorted(THEMES)}")
+    _theme = name
+
+
+def theme() -> str:
+    """The current theme: ``set_theme``'s choice, else $NCLAB_THEME, else "light"."""
+    name = _theme or os.environ.get("NCLAB_THEME", "light")
+    if name not in THEMES:
+        raise ValueError(f"NCLAB_THEME={name!r} is not allowed: use {sorted(THEMES)}")
+    return name
+
+
+def template() -> str:
+    """The plotly template of the current theme."""
+    return THEMES[theme()]
 
 
 def heatmaps(mats: dict[str, np.ndarray], height: int = 300, zmid: float | None = 0.0) -> go.Figure:
@@ -21,7 +53,7 @@ def heatmaps(mats: dict[str, np.ndarray], height: int = 300, zmid: float | None 
         fig.add_trace(go.Heatmap(z=np.asarray(mats[name]), colorscale="RdBu", zmid=zmid, reversescale=True,
                                  showscale=(i == len(names)), name=name), row=1, col=i)
         fig.update_yaxes(autorange="reversed", row=1, col=i)
-    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=20, r=20, t=40, b=20))
+    fig.update_layout(template=template(), height=height, margin=dict(l=20, r=20, t=40, b=20))
     return fig
 
 
@@ -33,7 +65,7 @@ def curves(x, series: dict[str, np.ndarray], *, xlabel: str = "", ylabel: str = 
     for name, y in series.items():
         fig.add_trace(go.Scatter(x=np.asarray(x), y=np.asarray(y, dtype=float), mode="lines", name=name,
                                  line=dict(dash=(dash or {}).get(name, "solid"))))
-    fig.update_layout(template=TEMPLATE, height=height, title=title, xaxis_title=xlabel, yaxis_title=ylabel,
+    fig.update_layout(template=template(), height=height, title=title, xaxis_title=xlabel, yaxis_title=ylabel,
                       margin=dict(l=40, r=20, t=40, b=40))
     if log_x:
         fig.update_xaxes(type="log")
@@ -59,13 +91,71 @@ def history_figure(histories: dict[str, dict], keys: list[str], *, title: str = 
         for key in keys:
             fig.add_trace(go.Scatter(x=steps[keep], y=np.asarray(hist[key])[keep], mode="lines",
                                      name=f"{run}: {key}"))
-    fig.update_layout(template=TEMPLATE, title=title, xaxis_title="iteration", yaxis_title="distance",
+    fig.update_layout(template=template(), title=title, xaxis_title="iteration", yaxis_title="distance",
                       height=360, margin=dict(l=40, r=20, t=40, b=40))
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
 
 
-def as_widget(fig: go.Figure):
-    """A ``go.FigureWidget`` of ``fig`` (updated in place by the apps)."""
-    return go.FigureWidget(fig)
+def plot_mode() -> str:
+    """"widget" or "static": $NCLAB_PLOT if set, else "static" under Colab or VS Code, else "widget"."""
+    env = os.environ.get("NCLAB_PLOT")
+    if env:
+        if env not in ("widget", "static"):
+            raise ValueError(f"NCLAB_PLOT={env!r} is not allowed: use 'widget' or 'static'")
+        return env
+    vscode = any(k in os.environ for k in ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"))
+    if "google.colab" in sys.modules or vscode:
+        return "static"
+    return "widget"
+
+
+class StaticFigure:
+    """A ``go.Figure`` with the FigureWidget surface the apps use (``data``, ``layout``, ``batch_update``),
+    redrawn into an ``ipywidgets.Output`` after every batch update — for front-ends without FigureWidget."""
+
+    def __init__(self, fig: go.Figure):
+        import ipywidgets as widgets
+
+        self.figure = go.Figure(fig)
+        self.output = widgets.Output()
+        self.draws = 0
+        self._draw()
+
+    @property
+    def data(self):
+        return self.figure.data
+
+    @property
+    def layout(self):
+        return self.figure.layout
+
+    @contextlib.contextmanager
+    def batch_update(self):
+        with self.figure.batch_update():
+            yield self
+        self._draw()
+
+    def _draw(self) -> None:
+        from IPython.display import clear_output, display
+
+        with self.output:
+            clear_output(wait=True)
+            display(self.figure)
+        self.draws += 1
+
+
+def as_widget(fig: go.Figure, mode: str | None = None):
+    """A live ``go.FigureWidget`` (mode "widget") or a ``StaticFigure`` ("static"); default ``plot_mode()``."""
+    mode = plot_mode() if mode is None else mode
+    if mode == "widget":
+        return go.FigureWidget(fig)
+    if mode == "static":
+        return StaticFigure(fig)
+    raise ValueError(f"mode={mode!r} is not allowed: use 'widget' or 'static'")
+
+
+def view(fig):
+    """The displayable widget of an app figure (the Output of a StaticFigure, else the figure itself)."""
+    return fig.output if isinstance(fig, StaticFigure) else fig

@@ -193,3 +193,51 @@ def test_mcl_apps():
     b = boost_app({"alpha": [0, 1, 2], "plain": [0.4] * 3, "boosted": [0.4, 0.6, 0.8]})
     b.controls["alpha"].value = 2
     assert list(b.figures[0].data[-1].x) == [2.0, 2.0] and "0.800" in b.status.value
+
+
+def test_theme_setting_and_errors(monkeypatch):
+    monkeypatch.setattr(plots, "_theme", None)
+    monkeypatch.setenv("NCLAB_THEME", "dark")
+    assert plots.theme() == "dark" and plots.curves([1], {"a": [1]}).layout.template is not None
+    assert plots.template() == "plotly_dark"
+    plots.set_theme("light")
+    assert plots.template() == "plotly_white"
+    with pytest.raises(ValueError, match="theme='sepia'"):
+        plots.set_theme("sepia")
+    monkeypatch.setattr(plots, "_theme", None)
+    monkeypatch.setenv("NCLAB_THEME", "neon")
+    with pytest.raises(ValueError, match="NCLAB_THEME='neon'"):
+        plots.theme()
+
+
+def test_plot_mode_detection(monkeypatch):
+    import sys
+
+    for var in ("NCLAB_PLOT", "VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK_CLI"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert plots.plot_mode() == "widget"
+    monkeypatch.setenv("VSCODE_PID", "123")
+    assert plots.plot_mode() == "static"
+    monkeypatch.setenv("NCLAB_PLOT", "widget")
+    assert plots.plot_mode() == "widget"  # the explicit setting wins
+    monkeypatch.setenv("NCLAB_PLOT", "png")
+    with pytest.raises(ValueError, match="NCLAB_PLOT='png'"):
+        plots.plot_mode()
+
+
+@pytest.mark.parametrize("mode", ["widget", "static"])
+def test_apps_update_in_both_plot_modes(monkeypatch, mode):
+    import ipywidgets as widgets
+
+    monkeypatch.setenv("NCLAB_PLOT", mode)
+    app = seli_theory_app(k=4, R=10, k_min=2)
+    fig = app.figures[0]
+    assert isinstance(fig, go.FigureWidget if mode == "widget" else plots.StaticFigure)
+    z0 = np.array(fig.data[0].z)
+    draws = getattr(fig, "draws", 0)
+    app.controls["R"].value = 100
+    assert not np.allclose(np.array(fig.data[0].z), z0)
+    if mode == "static":
+        assert fig.draws == draws + 1  # redrawn once per update, inside the Output
+        assert any(isinstance(w, widgets.Output) for w in app.widget().children)
