@@ -88,12 +88,11 @@ def _check_status(prob: cp.Problem, what: str) -> None:
 
 def zero_threshold(sizes, reduction: str = "mean") -> float:
     """λ₀ = ‖∇L(0)‖_op = σ_max(P Y)/n (mean) or σ_max(P Y) (sum): for λ ≥ λ₀ the optimum is Z = 0."""
-    from nclab.seli import sel_singular_values
-
     sizes = class_sizes(sizes)
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction={reduction!r} is not allowed: use 'mean' or 'sum'")
-    s = float(sel_singular_values(sizes)[0])
+    P = np.eye(sizes.size) - 1.0 / sizes.size
+    s = float(np.sqrt(np.linalg.eigvalsh(P @ np.diag(sizes.astype(float)) @ P)[-1]))
     return s / sizes.sum() if reduction == "mean" else s
 
 
@@ -167,9 +166,9 @@ def ntp_max_margin(S) -> np.ndarray:
 
 def ntp_regularized_optimum(P, pi, lam: float) -> np.ndarray:
     """Exact min_L Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) + λ‖L‖_* (the NTP-UFM with ridge λ/2, d ≥ rank)."""
-    from nclab.ntp import validate
+    from nclab.labels import validate_distributions
 
-    P, pi = validate(P, pi)
+    P, pi = validate_distributions(P, pi)
     lam = real("lam", lam, 0.0, lo_open=True)
     V, m = P.shape
     L = cp.Variable((V, m))

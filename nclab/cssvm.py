@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from nclab._checks import integer, real
-from nclab.seli import step_closed_form
+from nclab.metrics import step_group_summary
 
 KEYS = ("w_maj_sq", "w_min_sq", "w_maj_maj", "w_min_min", "w_maj_min",
         "h_maj_sq", "h_min_sq", "h_maj_maj", "h_min_min", "h_maj_min")
@@ -36,7 +36,7 @@ def step_geometry(k: int, R: float, k_min: int, delta_ratio: float, kind: str = 
     else:
         raise ValueError(f"kind={kind!r} is not allowed: use 'cdt' or 'ldt'")
     out = {key: v * (np.sqrt(n_min) if key[0] == "w" else 1 / np.sqrt(n_min)) for key, v in out.items()}
-    return _derived(out, kM, km)
+    return step_group_summary(out, kM, km)
 
 
 def _cdt(kM, km, R, a, b) -> dict:
@@ -61,10 +61,10 @@ def _ldt(k, kM, km, R, a, b) -> dict:
     """UF-SVM with effective sizes R/a² (majority) and 1/b² (minority): SELI, then h_c = h̃_c / δ_c."""
     r_eff = R * b**2 / a**2
     scale = 1.0 / b**2  # effective minority size
-    if r_eff >= 1:
-        s = step_closed_form(k, r_eff, km)
+    if r_eff >= 1:  # SELI at R_eff = the CDT closed form with equal factors
+        s = _cdt(kM, km, r_eff, 1.0, 1.0)
     else:  # the effective "majority" is the true minority group: swap the roles
-        s = {_swap(key): v for key, v in step_closed_form(k, 1 / r_eff, kM).items() if key[0] in "wh"}
+        s = {_swap(key): v for key, v in _cdt(km, kM, 1 / r_eff, 1.0, 1.0).items()}
         scale = R / a**2
     out = {key: s[key] * (np.sqrt(scale) if key[0] == "w" else 1 / np.sqrt(scale)) for key in KEYS}
     out["h_maj_sq"] /= a**2
@@ -78,16 +78,6 @@ def _ldt(k, kM, km, R, a, b) -> dict:
 def _swap(key: str) -> str:
     key = key.replace("maj", "#").replace("min", "maj").replace("#", "min")
     return key.replace("min_maj", "maj_min")
-
-
-def _derived(out: dict, kM: int, km: int) -> dict:
-    for t in "wh":
-        maj, mn = out[f"{t}_maj_sq"], out[f"{t}_min_sq"]
-        out[f"{t}_sq_ratio"] = maj / mn
-        out[f"{t}_cos_maj_maj"] = out[f"{t}_maj_maj"] / maj if kM > 1 else float("nan")
-        out[f"{t}_cos_min_min"] = out[f"{t}_min_min"] / mn if km > 1 else float("nan")
-        out[f"{t}_cos_maj_min"] = out[f"{t}_maj_min"] / np.sqrt(maj * mn)
-    return out
 
 
 def step_grams(k: int, R: float, k_min: int, delta_ratio: float, kind: str = "cdt",

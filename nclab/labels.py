@@ -85,3 +85,25 @@ def _labels(y) -> np.ndarray:
     if np.any(y < 0) or np.any(y != np.round(y)):
         raise ValueError("y must hold non-negative integer class labels")
     return y.astype(np.int64)
+
+
+def validate_distributions(P, pi=None) -> tuple[np.ndarray, np.ndarray]:
+    """Soft labels: columns of P (V×m) are distributions with non-empty support; π (m,) a distribution
+    over the columns (default uniform). Returns float arrays; errors name the offending column."""
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2 or P.shape[0] < 2 or P.shape[1] < 1:
+        raise ValueError(f"P must be V×m with V >= 2 words and m >= 1 contexts, got shape {P.shape}")
+    if np.any(~np.isfinite(P)) or np.any(P < 0):
+        j = int(np.argwhere((P < 0) | ~np.isfinite(P))[0, 1])
+        raise ValueError(f"P[:, {j}] has negative or non-finite probabilities")
+    sums = P.sum(0)
+    if np.any(sums == 0):
+        raise ValueError(f"context {int(np.flatnonzero(sums == 0)[0])} has an empty support (all-zero column)")
+    bad = np.flatnonzero(np.abs(sums - 1) > 1e-8)
+    if bad.size:
+        raise ValueError(f"P[:, {bad[0]}] sums to {sums[bad[0]]:.6g}, not 1: columns must be distributions")
+    m = P.shape[1]
+    pi = np.full(m, 1.0 / m) if pi is None else np.asarray(pi, dtype=float)
+    if pi.shape != (m,) or np.any(pi < 0) or abs(pi.sum() - 1) > 1e-8:
+        raise ValueError(f"pi must be {m} non-negative context frequencies summing to 1")
+    return P, pi

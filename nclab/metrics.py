@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from nclab._checks import integer
-from nclab.frames import Geometry, etf_geometry
+from nclab.frames import Geometry, etf_geometry, geometry_from_class_logits
 from nclab.labels import one_hot, sel_matrix, sizes_of
 
 
@@ -78,13 +78,12 @@ def summary(W, H, y, reference: Geometry | None = None) -> dict:
     """Distances of (W: k×d, H: d×n, labels y) to a reference geometry (default SELI) and the ETF:
     d_W on W Wᵀ, d_H on the k×k class-mean Gram (class level), d_Z on W H vs Ẑ = P Y (sample level);
     plus norm ratios / cosines (majority = classes larger than the smallest) and NC1."""
-    from nclab.seli import seli_geometry  # paper module built on this one; imported lazily
-
     W = np.asarray(W, dtype=float)
     H = np.asarray(H, dtype=float)
     k = integer("k", W.shape[0], 2)
     sizes = sizes_of(y, k)
-    ref = seli_geometry(sizes) if reference is None else reference
+    # SELI = the min-norm factorization of the class logits P (core formula; nclab.seli checks it independently)
+    ref = geometry_from_class_logits(np.eye(k) - 1.0 / k, sizes) if reference is None else reference
     etf = etf_geometry(sizes)
     WW = W @ W.T
     mu = class_means(H, y, k)
@@ -119,3 +118,16 @@ def centered_etf_distance(H, y, k: int | None = None) -> float:
     G = class_mean_gram(H, y, k, centered=True)
     kk = G.shape[0]
     return gram_distance(G, np.eye(kk) - 1.0 / kk)
+
+
+def step_group_summary(entries: dict, k_maj: int, k_min: int) -> dict:
+    """Add to step-imbalance Gram entries ({w,h}_{maj_sq, min_sq, maj_maj, min_min, maj_min}) the squared-norm
+    ratio and the maj–maj / min–min / maj–min cosines (NaN for a group with one class)."""
+    out = dict(entries)
+    for t in "wh":
+        maj, mn = out[f"{t}_maj_sq"], out[f"{t}_min_sq"]
+        out[f"{t}_sq_ratio"] = maj / mn
+        out[f"{t}_cos_maj_maj"] = out[f"{t}_maj_maj"] / maj if k_maj > 1 else float("nan")
+        out[f"{t}_cos_min_min"] = out[f"{t}_min_min"] / mn if k_min > 1 else float("nan")
+        out[f"{t}_cos_maj_min"] = out[f"{t}_maj_min"] / np.sqrt(maj * mn)
+    return out

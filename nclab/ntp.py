@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nclab._checks import integer
+from nclab.labels import validate_distributions
 
 
 @dataclass
@@ -23,7 +24,7 @@ class NTPData:
     vocab: list = field(default_factory=list)
 
     def __post_init__(self):
-        self.P, self.pi = validate(self.P, self.pi)
+        self.P, self.pi = validate_distributions(self.P, self.pi)
 
     @property
     def S(self) -> np.ndarray:
@@ -48,27 +49,6 @@ class NTPData:
         """Group id per context: contexts with the same support set share an id (first-seen order)."""
         seen: dict[bytes, int] = {}
         return np.array([seen.setdefault(col.tobytes(), len(seen)) for col in self.S.T])
-
-
-def validate(P, pi=None) -> tuple[np.ndarray, np.ndarray]:
-    """Check columns of P are distributions with non-empty support and π a distribution over contexts."""
-    P = np.asarray(P, dtype=float)
-    if P.ndim != 2 or P.shape[0] < 2 or P.shape[1] < 1:
-        raise ValueError(f"P must be V×m with V >= 2 words and m >= 1 contexts, got shape {P.shape}")
-    if np.any(~np.isfinite(P)) or np.any(P < 0):
-        j = int(np.argwhere((P < 0) | ~np.isfinite(P))[0, 1])
-        raise ValueError(f"P[:, {j}] has negative or non-finite probabilities")
-    sums = P.sum(0)
-    if np.any(sums == 0):
-        raise ValueError(f"context {int(np.flatnonzero(sums == 0)[0])} has an empty support (all-zero column)")
-    bad = np.flatnonzero(np.abs(sums - 1) > 1e-8)
-    if bad.size:
-        raise ValueError(f"P[:, {bad[0]}] sums to {sums[bad[0]]:.6g}, not 1: columns must be distributions")
-    m = P.shape[1]
-    pi = np.full(m, 1.0 / m) if pi is None else np.asarray(pi, dtype=float)
-    if pi.shape != (m,) or np.any(pi < 0) or abs(pi.sum() - 1) > 1e-8:
-        raise ValueError(f"pi must be {m} non-negative context frequencies summing to 1")
-    return P, pi
 
 
 def synthetic(m: int = 20, V: int = 10, patterns: int = 7, support_sizes: tuple = (1, 3),

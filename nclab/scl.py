@@ -196,3 +196,34 @@ def meeting_matrix(batches: list, y) -> np.ndarray:
         anchor = counts >= 2
         M += np.outer(anchor, present) | np.outer(present, anchor)
     return M
+
+
+def scl_representations(source: str = "digits", *, relu: bool, k: int = 4, R: float = 5, k_min: int = 2,
+                        n_min: int = 10, test_per_class: int = 30, tau: float = 1.0, feat_dim: int = 32,
+                        epochs: int = 300, lr: float = 1e-2, restarts: int = 4, seed: int = 0,
+                        progress: bool = False) -> dict:
+    """Train ``ContrastiveMLP`` (± final ReLU) with full-batch SCL on a step-imbalanced split, ``restarts``
+    initializations, keep the one with the lowest *training* loss (no test data used to choose). Returns
+    train/test OF distances, NCC / linear-probe test accuracy, the full-batch optimum L* and every restart's
+    (loss, d_OF) — with ReLU some restarts merge two classes, visible there."""
+    from nclab.data import step_imbalanced
+    from nclab.losses import SupCon
+    from nclab.metrics import of_distance
+    from nclab.nets import ContrastiveMLP, embed, probe_accuracies, train_contrastive
+
+    restarts = integer("restarts", restarts, 1)
+    Xtr, ytr, Xte, yte = step_imbalanced(source, k=k, R=R, k_min=k_min, n_min=n_min, seed=seed,
+                                         test_per_class=test_per_class)
+    tried = []
+    for r in range(restarts):
+        model = ContrastiveMLP(Xtr.shape[1], feat_dim=feat_dim, relu=relu, seed=seed + r)
+        hist = train_contrastive(model, Xtr, ytr, loss=SupCon(tau), epochs=epochs, lr=lr, seed=seed + r,
+                                 progress=progress)
+        tried.append((hist["loss"][-1], model))
+    best_loss, best = min(tried, key=lambda t: t[0])
+    Htr, Hte = embed(best, Xtr), embed(best, Xte)
+    out = {"train_loss": best_loss, "optimum_relu": optimal_value(np.bincount(ytr), tau),
+           "d_OF_train": of_distance(Htr, ytr), "d_OF_test": of_distance(Hte, yte),
+           "restarts": [(float(loss), float(of_distance(embed(m, Xtr), ytr))) for loss, m in tried]}
+    out.update(probe_accuracies(Htr, ytr, Hte, yte))
+    return out

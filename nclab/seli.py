@@ -11,6 +11,7 @@ import numpy as np
 from nclab._checks import integer, real
 from nclab.frames import Geometry, psd_sqrt
 from nclab.labels import centering, class_sizes
+from nclab.metrics import step_group_summary
 
 
 def seli_geometry(sizes) -> Geometry:
@@ -59,12 +60,7 @@ def step_closed_form(k: int, R: float, k_min: int, n_min: int = 1) -> dict:
          "h_maj_min": -1 / q}
     out = {key: v * np.sqrt(n_min) for key, v in w.items()}
     out.update({key: v / np.sqrt(n_min) for key, v in h.items()})
-    for t in "wh":
-        maj, mn = out[f"{t}_maj_sq"], out[f"{t}_min_sq"]
-        out[f"{t}_sq_ratio"] = maj / mn
-        out[f"{t}_cos_maj_maj"] = out[f"{t}_maj_maj"] / maj if kM > 1 else float("nan")
-        out[f"{t}_cos_min_min"] = out[f"{t}_min_min"] / mn if km > 1 else float("nan")
-        out[f"{t}_cos_maj_min"] = out[f"{t}_maj_min"] / np.sqrt(maj * mn)
+    out = step_group_summary(out, kM, km)
     out["singular_values"] = np.sqrt(n_min) * np.array([sr] * (kM - 1) + [1.0] * (km - 1) + [sm])
     out["nuclear_norm"] = float(out["singular_values"].sum())
     return out

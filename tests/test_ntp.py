@@ -3,6 +3,7 @@ import pytest
 
 from nclab.convex import ntp_max_margin, ntp_regularized_optimum
 from nclab.labels import sel_matrix
+from nclab.labels import validate_distributions as validate
 from nclab.nets import ContextMLP, lm_last_layer, train_lm
 from nclab.ntp import (
     NTPData,
@@ -13,7 +14,6 @@ from nclab.ntp import (
     subspace_collapse,
     synthetic,
     toy_corpus,
-    validate,
 )
 from nclab.ufm import train_ufm
 
