@@ -18,7 +18,7 @@ from nclab.convex import regularized_optimum, zero_threshold
 from nclab.frames import etf_geometry
 from nclab.labels import step_sizes
 from nclab.metrics import gram_distance, group_stats, normalized
-from nclab.seli import seli_geometry, step_closed_form
+from nclab.seli import seli_geometry, step_closed_form, step_gram
 
 
 class App:
@@ -85,9 +85,7 @@ CURVES = {"‖w_maj‖/‖w_min‖": ("w_sq_ratio", True), "‖h_maj‖/‖h_min
 def seli_theory_state(k: int, R: float, k_min: int, R_max: float = 1000.0, points: int = 60) -> dict:
     """Pure: SELI Grams (scaled to unit Frobenius norm) at (k, R, k_min) and the closed-form ratio /
     cosine curves over R ∈ [1, R_max], with the ETF references (ratio 1, cosine −1/(k−1))."""
-    sizes = step_sizes(k, R, k_min) if float(R * 1).is_integer() else None
-    geom = seli_geometry(sizes) if sizes is not None else None
-    Wg, Hg = (geom.W_gram, geom.H_gram) if geom is not None else _step_grams(k, R, k_min)
+    Wg, Hg = step_gram(k, R, k_min)  # closed form: any real R ≥ 1
     grid = np.unique(np.concatenate([np.geomspace(1, R_max, points), [R]]))
     cfs = [step_closed_form(k, r, k_min) for r in grid]
     curves = {}
@@ -102,12 +100,6 @@ def seli_theory_state(k: int, R: float, k_min: int, R_max: float = 1000.0, point
             "message": (f"k={k}, R={R:g}, k_min={k_min}: ‖w_maj‖/‖w_min‖ = {np.sqrt(now['w_sq_ratio']):.4f}, "
                         f"‖h_maj‖/‖h_min‖ = {np.sqrt(now['h_sq_ratio']):.4f}, "
                         f"cos(w_maj,w_min) = {now['w_cos_maj_min']:.4f}")}
-
-
-def _step_grams(k, R, k_min):
-    from nclab.seli import step_gram
-
-    return step_gram(k, R, k_min)
 
 
 def seli_theory_figures(state: dict) -> list:
@@ -233,11 +225,9 @@ def ridge_app(k: int = 4, R: float = 10, k_min: int = 2, log10_lam: float = -2.0
                               continuous_update=False)
     Rs = widgets.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100], value=R, description="R",
                                  continuous_update=False)
-    ks = widgets.fixed(k)
-    kms = widgets.fixed(k_min)
     state = ridge_state(k, R, k_min, log10_lam)
     app = App({"R": Rs, "log10_lam": lam}, ridge_figures(state),
-              lambda R, log10_lam: ridge_state(ks.value, R, kms.value, log10_lam), apply_ridge,
+              lambda R, log10_lam: ridge_state(k, R, k_min, log10_lam), apply_ridge,
               title="Exact ridge-regularized optimum vs SELI")
     return app
 

@@ -294,7 +294,7 @@ def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300
         torch.manual_seed(seed + 1)
         model.classifier.reset_parameters()
     params = list(model.parameters())
-    opt = AdamR(params, [pre.get(name, p) if name in pre else p for name, p in model.named_parameters()],
+    opt = AdamR(params, [pre[name] for name, _ in model.named_parameters()],
                 lr=real("ft_lr", ft_lr, 0.0, lo_open=True), reg=reg)
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y - 5 * b, dtype=torch.long)

@@ -17,7 +17,7 @@ from nclab._checks import integer, real
 from nclab.frames import Geometry
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.losses import get_loss
-from nclab.metrics import summary
+from nclab.metrics import centered_etf_distance, nc1, of_distance, summary
 
 
 class TrainingDiverged(RuntimeError):
@@ -273,8 +273,8 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
         with torch.no_grad():
             full = float(loss(H, yt))
         Hn = H.numpy().T
-        for key, val in (("epoch", epoch), ("loss", full), ("d_OF", of_distance_np(Hn, y)),
-                         ("d_ETF_centered", centered_etf_np(Hn, y)), ("nc1", nc1_np(Hn, y)), ("step", step)):
+        for key, val in (("epoch", epoch), ("loss", full), ("d_OF", of_distance(Hn, y)),
+                         ("d_ETF_centered", centered_etf_distance(Hn, y)), ("nc1", nc1(Hn, y)), ("step", step)):
             history.setdefault(key, []).append(val)
 
     snapshot(0)
@@ -313,21 +313,3 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
     finally:
         bar.close()
     return SphereResult(H.numpy().T.copy(), y, history, done, interrupted)
-
-
-def of_distance_np(H, y):
-    from nclab.metrics import of_distance
-
-    return of_distance(H, y)
-
-
-def centered_etf_np(H, y):
-    from nclab.metrics import centered_etf_distance
-
-    return centered_etf_distance(H, y)
-
-
-def nc1_np(H, y):
-    from nclab.metrics import nc1
-
-    return nc1(H, y)

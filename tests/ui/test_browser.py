@@ -42,6 +42,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int, log_path: Path, what: str) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"{what} did not start: {log_path.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a server started with start_new_session=True, by its process group."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     reason = _requirements()
@@ -69,22 +89,10 @@ def server(tmp_path_factory):
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"))
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"JupyterLab did not start: {(root / 'jupyter.log').read_text()[-2000:]}")
+        _wait_for_port(port, root / "jupyter.log", "JupyterLab")
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
         log.close()
 
 
@@ -164,13 +172,7 @@ def test_voila_renders_a_dashboard(server, browser, tmp_path):
                             start_new_session=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                time.sleep(0.3)
+        _wait_for_port(port, tmp_path / "voila.log", "Voilà")
         page.goto(f"http://127.0.0.1:{port}/", timeout=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=240_000)
         page.wait_for_selector(".widget-slider .noUi-handle", timeout=60_000)
@@ -183,9 +185,5 @@ def test_voila_renders_a_dashboard(server, browser, tmp_path):
         assert changed, "moving the slider under Voilà did not change any plotted data"
     finally:
         page.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
         log.close()
