@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import pytest
 
 from nclab import plots
-from nclab.apps import (
+from nclab.apps.seli import (
     CURVES,
     apply_ridge,
     apply_seli_theory,
@@ -87,7 +87,7 @@ def test_ridge_app_updates_in_place():
 
 
 def test_cssvm_state_closed_form_agrees_with_solver_markers():
-    from nclab.apps import cssvm_state
+    from nclab.apps.cssvm import cssvm_state
 
     s = cssvm_state("cdt", 4, 10.0, 2, 0.3)
     for label, dots in s["solver"].items():
@@ -98,7 +98,7 @@ def test_cssvm_state_closed_form_agrees_with_solver_markers():
 
 
 def test_cssvm_app_button_jumps_to_symmetric_gamma():
-    from nclab.apps import cssvm_app, jump_to_symmetric
+    from nclab.apps.cssvm import cssvm_app, jump_to_symmetric
 
     app = cssvm_app(kind="cdt", gamma=0.0)
     before = np.array(app.figures[0].data[-1].x)
@@ -113,7 +113,7 @@ def test_cssvm_app_button_jumps_to_symmetric_gamma():
 
 
 def test_scl_theory_state_relu_is_of_and_value_matches_formula():
-    from nclab.apps import scl_theory_state
+    from nclab.apps.scl import scl_theory_state
 
     s = scl_theory_state(4, 10, 2, 1.0, True)
     assert s["d_OF"] < 1e-4 and s["value"] == pytest.approx(s["formula"], rel=1e-7)
@@ -122,7 +122,7 @@ def test_scl_theory_state_relu_is_of_and_value_matches_formula():
 
 
 def test_batching_app_binding_flips_verdict():
-    from nclab.apps import batching_app
+    from nclab.apps.scl import batching_app
 
     app = batching_app(scheme="partition", binding=False)
     assert "NOT" in app.status.value
@@ -133,7 +133,7 @@ def test_batching_app_binding_flips_verdict():
 
 
 def test_prototypes_state_cached_and_app_updates():
-    from nclab.apps import prototype_geometry, prototypes_app, prototypes_state
+    from nclab.apps.prototypes import prototype_geometry, prototypes_app, prototypes_state
 
     prototypes_state("ETF", 4, 1.0, 2, False)
     hits = prototype_geometry.cache_info().hits
@@ -147,7 +147,7 @@ def test_prototypes_state_cached_and_app_updates():
 
 
 def test_ntp_state_and_apps():
-    from nclab.apps import ntp_app, ntp_data_app, ntp_data_state, ntp_state
+    from nclab.apps.ntp import ntp_app, ntp_data_app, ntp_data_state, ntp_state
     from nclab.ntp import synthetic
 
     data = synthetic(8, 6, 3, seed=0)
@@ -164,7 +164,7 @@ def test_ntp_state_and_apps():
 
 
 def test_darex_apps():
-    from nclab.apps import darex_theory_app, darex_theory_state, flowchart_app
+    from nclab.apps.darex import darex_theory_app, darex_theory_state, flowchart_app
 
     s = darex_theory_state(0.99, 0.01, 0.0, 0.01, 1.0)
     np.testing.assert_allclose(s["mc_var"].sum(), s["var"].sum(), rtol=0.25)  # 400 draws
@@ -178,7 +178,7 @@ def test_darex_apps():
 
 
 def test_mcl_apps():
-    from nclab.apps import boost_app, mcl_app, mcl_state
+    from nclab.apps.mcl import boost_app, mcl_app, mcl_state
     from nclab.data import KeyRecallLanguage
     from nclab.mcl import OracleModel, probability_cache
 

@@ -73,3 +73,27 @@ def test_torch_pin_admits_local_wheel():
     spec = re.search(r'"torch([^"]*)"', text).group(1)
     assert "2.13.0" in SpecifierSet(spec)
     assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def _imports(path: Path) -> set[str]:
+    mods = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module)
+        elif isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names)
+    return mods
+
+
+def test_layout_paper_apps_stand_alone_and_modules_stay_short():
+    """Each paper's app module imports no other paper's app module; no module grows past ~400 lines."""
+    apps = ROOT / "nclab" / "apps"
+    papers = {p.stem for p in apps.glob("*.py")} - {"__init__", "base"}
+    assert {"seli", "cssvm", "scl", "prototypes", "ntp", "darex", "mcl"} <= papers
+    assert not (ROOT / "nclab" / "apps.py").exists()
+    for paper in papers:
+        others = {f"nclab.apps.{o}" for o in papers - {paper}}
+        assert not _imports(apps / f"{paper}.py") & others, f"apps/{paper}.py imports another paper's apps"
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "nclab").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 420}
+    assert not long, f"modules over 420 lines (split by what they hold): {long}"

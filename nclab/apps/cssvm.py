@@ -1,0 +1,131 @@
+"""CS-SVM apps (02): the γ-app (closed forms beside convex-solver markers) and the jump to the symmetric γ."""
+
+from __future__ import annotations
+
+import functools
+
+import ipywidgets as widgets
+import numpy as np
+
+from nclab import plots
+from nclab.apps.base import App, nan_to_none
+from nclab.labels import step_sizes
+from nclab.metrics import group_stats
+
+
+@functools.lru_cache(maxsize=128)
+def cssvm_solver_curves(kind: str, k: int, R: float, k_min: int, gammas: tuple) -> dict:
+    """The eight γ-curves from the convex CS-SVM solver (markers beside the closed form), cached."""
+    from nclab.convex import cs_svm
+    from nclab.cssvm import GAMMA_CURVES, step_delta
+
+    sizes = step_sizes(k, R, k_min)
+    maj = sizes > sizes.min()
+    out = {label: [] for label in GAMMA_CURVES}
+    for g in gammas:
+        geom = cs_svm(sizes, step_delta(k, R, k_min, g), kind)
+        stats = {"W": group_stats(geom.W_gram, maj), "H": group_stats(geom.H_gram, maj)}
+        for label, (t, key) in GAMMA_CURVES.items():
+            out[label].append(stats[t]["sq_norm_ratio" if key == "sq_ratio" else key])
+    return {label: np.array(v) for label, v in out.items()}
+
+
+@functools.lru_cache(maxsize=128)
+def _symmetric_gammas(kind: str, k: int, R: float, k_min: int) -> dict:
+    from nclab.cssvm import symmetric_gamma
+
+    sym = {}
+    for target in ("W", "H"):
+        try:
+            sym[target] = symmetric_gamma(k, R, k_min, kind, target) if R > 1 else float("nan")
+        except ValueError:
+            sym[target] = float("nan")
+    if kind == "ldt":
+        sym["etf"] = 0.5
+    return sym
+
+
+def cssvm_state(kind: str, k: int, R: float, k_min: int, gamma: float, solver_points: int = 13) -> dict:
+    """Pure: closed-form curves vs γ ∈ [−1.5, 1.5] for the loss ``kind`` (CDT/VS share "cdt"), solver
+    markers on a coarse grid, ETF references, the current γ and the symmetric γ's."""
+    from nclab.cssvm import gamma_curves, step_geometry
+
+    geom_kind = "ldt" if kind == "ldt" else "cdt"
+    grid = np.linspace(-1.5, 1.5, 121)
+    coarse = tuple(np.round(np.linspace(-1.5, 1.5, solver_points), 10))
+    now = step_geometry(k, R, k_min, R**gamma, geom_kind)
+    sym = _symmetric_gammas(geom_kind, k, R, k_min)
+    return {"gamma_grid": grid, "curves": gamma_curves(k, R, k_min, geom_kind, grid),
+            "solver_gammas": np.array(coarse), "solver": cssvm_solver_curves(geom_kind, k, R, k_min, coarse),
+            "gamma": float(gamma), "etf_cos": -1.0 / (k - 1), "symmetric": sym,
+            "message": (f"{kind.upper()} γ={gamma:+.2f}: ‖w_maj‖²/‖w_min‖² = {now['w_sq_ratio']:.4f}, "
+                        f"‖h_maj‖²/‖h_min‖² = {now['h_sq_ratio']:.4f}; symmetric γ: "
+                        + ", ".join(f"{t} {v:+.4f}" if np.isfinite(v) else f"{t} none" for t, v in sym.items()))}
+
+
+def cssvm_figures(state: dict) -> list:
+    figs = []
+    for t in ("W", "H"):
+        fig = plots.curves([], {}, xlabel="γ  (δ_maj/δ_min = R^γ)", ylabel="ratio / cosine",
+                           title=f"{'classifiers' if t == 'W' else 'class embeddings'} — lines: closed form, "
+                                 "markers: convex solver", height=340)
+        for label in (lab for lab in state["curves"] if lab.startswith(t)):
+            fig.add_scatter(x=[], y=[], mode="lines", name=label.split(": ")[1], legendgroup=label)
+            fig.add_scatter(x=[], y=[], mode="markers", name=label.split(": ")[1] + " (solver)",
+                            legendgroup=label, showlegend=False, marker=dict(size=6, color="black"))
+        fig.add_scatter(x=[-1.5, 1.5], y=[1, 1], mode="lines", name="ETF ratio", line=dict(dash="dash", color="gray"))
+        fig.add_scatter(x=[-1.5, 1.5], y=[0, 0], mode="lines", name="ETF cosine", line=dict(dash="dot", color="gray"))
+        plots.add_vline(fig, state["gamma"], name="current γ")
+        figs.append(fig)
+    apply_cssvm(figs, state)
+    return figs
+
+
+def apply_cssvm(figs: list, state: dict) -> None:
+    """Write ``cssvm_state`` output into the [W, H] figures (4 line/marker pairs, 2 references, marker)."""
+    for fig, t in zip(figs, ("W", "H"), strict=True):
+        labels = [lab for lab in state["curves"] if lab.startswith(t)]
+        for i, label in enumerate(labels):
+            line, dots = fig.data[2 * i], fig.data[2 * i + 1]
+            line.x, line.y = state["gamma_grid"], nan_to_none(state["curves"][label])
+            dots.x, dots.y = state["solver_gammas"], nan_to_none(state["solver"][label])
+        fig.data[-2].y = [state["etf_cos"]] * 2
+        fig.data[-1].x = [state["gamma"], state["gamma"]]
+
+
+def cssvm_app(kind: str = "cdt", k: int = 4, R: float = 10.0, k_min: int = 2, gamma: float = 0.0) -> App:
+    """Loss kind, k, R, k_min (re-solve on release) and γ → the eight curves; a button jumps to the
+    symmetric γ (H norms, W norms, or the LDT ETF)."""
+    kinds = widgets.ToggleButtons(options=[("CDT / VS", "cdt"), ("LDT", "ldt")], value=kind, description="loss")
+    ks = widgets.IntSlider(value=k, min=3, max=10, description="k", continuous_update=False)
+    Rs = widgets.FloatLogSlider(value=R, base=10, min=0, max=3, step=0.05, description="R", continuous_update=False)
+    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", continuous_update=False)
+    gs = widgets.FloatSlider(value=gamma, min=-1.5, max=1.5, step=0.01, description="γ")
+    ks.observe(lambda ch: setattr(kms, "max", ch["new"] - 1), names="value")
+    app = App({"kind": kinds, "k": ks, "R": Rs, "k_min": kms, "gamma": gs},
+              cssvm_figures(cssvm_state(kind, k, R, k_min, gamma)), cssvm_state, apply_cssvm,
+              title="CS-SVM geometry vs γ")
+    target = widgets.Dropdown(options=[("equal H norms", "H"), ("equal W norms", "W"), ("ETF (LDT)", "etf")],
+                              value="H", description="symmetric")
+    button = widgets.Button(description="make it symmetric")
+
+    def jump(_):
+        g = jump_to_symmetric(app.state, target.value)
+        if g is None:
+            app.status.value = f"no symmetric γ for target {target.value!r} with this loss and R"
+            return
+        if target.value == "etf":
+            kinds.value = "ldt"
+        gs.value = g
+
+    button.on_click(jump)
+    app.extra = [target, button]
+    return app
+
+
+def jump_to_symmetric(state: dict, target: str) -> float | None:
+    """The γ the "make it symmetric" button moves to (clipped to the slider's [−1.5, 1.5]), or None."""
+    if target == "etf":
+        return 0.5
+    g = state["symmetric"].get(target, float("nan"))
+    return None if not np.isfinite(g) else float(np.clip(g, -1.5, 1.5))

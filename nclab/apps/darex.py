@@ -1,0 +1,93 @@
+"""DAREx apps (06): the output-change theory app (formula vs Monte-Carlo, q*) and the flowchart."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+
+from nclab import plots
+from nclab.apps.base import App
+
+
+def darex_theory_state(p: float, q: float, delta_mean: float, delta_std: float, x_scale: float,
+                       seed: int = 0, draws: int = 400) -> dict:
+    """Pure: predicted vs Monte-Carlo mean/variance of one layer's output change (8 neurons × 256
+    inputs, Δ ~ N(mean, std), x ~ scale·N(1, ½)), E[Σ δh²] vs q with q*, and DARE's variance vs p."""
+    from nclab.darex import output_change_mc, output_change_stats, q_star
+
+    rng = np.random.default_rng(seed)
+    D = rng.normal(delta_mean, delta_std, (8, 256))
+    x = x_scale * rng.normal(1.0, 0.5, 256)
+    q = max(q, 1e-3)
+    mean, var = output_change_stats(D, x, p, q)
+    mc_mean, mc_var = output_change_mc(D, x, p, q, draws=draws, seed=seed)
+    qs = np.linspace(max(1 - p, 1e-3), 1.0, 80)
+    risk = [float(np.sum(sum(output_change_stats(D, x, p, qq)[i] ** (1 + (i == 0)) for i in (0, 1)))) for qq in qs]
+    ps = np.linspace(0.0, 0.995, 80)
+    dare_var = [float(np.sum(output_change_stats(D, x, pp)[1])) for pp in ps]
+    qs_ = q_star(D, x, p)
+    return {"neurons": np.arange(8), "mean": mean, "var": var, "mc_mean": mc_mean, "mc_var": mc_var,
+            "qs": qs, "risk": np.array(risk), "q": q, "q_star": qs_, "ps": ps, "dare_var": np.array(dare_var),
+            "p": p, "message": (f"p={p:g}, q={q:g} (DARE: {1 - p:g}); q* = {qs_:.4f}; Σ Var predicted "
+                                f"{var.sum():.3g} vs Monte-Carlo {mc_var.sum():.3g}")}
+
+
+def darex_theory_figures(state: dict) -> list:
+    import plotly.graph_objects as go
+
+    a = go.Figure()
+    for name in ("mean", "mc_mean", "var", "mc_var"):
+        a.add_scatter(x=[], y=[], mode="markers" if name.startswith("mc") else "lines+markers", name=name)
+    a.update_layout(template=plots.template(), height=300, title="output change per neuron: formula vs Monte-Carlo",
+                    xaxis_title="neuron")
+    b = plots.curves([], {"E Σ δh² vs q": []}, xlabel="q", log_y=True, title="expected squared change vs q")
+    b.add_scatter(x=[], y=[], mode="markers", name="q*", marker=dict(size=10, symbol="star"))
+    plots.add_vline(b, state["q"], name="current q")
+    c = plots.curves(state["ps"], {"DARE Σ Var δh (q = 1 − p)": state["dare_var"]}, xlabel="p", log_y=True,
+                     title="DARE's variance blows up as p → 1")
+    plots.add_vline(c, state["p"], name="current p")
+    figs = [a, b, c]
+    apply_darex_theory(figs, state)
+    return figs
+
+
+def apply_darex_theory(figs: list, state: dict) -> None:
+    a, b, c = figs
+    for trace, name in zip(a.data, ("mean", "mc_mean", "var", "mc_var"), strict=True):
+        trace.x, trace.y = state["neurons"], state[name]
+    b.data[0].x, b.data[0].y = state["qs"], state["risk"]
+    qstar = min(max(state["q_star"], state["qs"][0]), 1.0)
+    b.data[1].x, b.data[1].y = [qstar], [float(np.interp(qstar, state["qs"], state["risk"]))]
+    b.data[-1].x = [state["q"], state["q"]]
+    c.data[0].x, c.data[0].y = state["ps"], state["dare_var"]
+    c.data[-1].x = [state["p"], state["p"]]
+
+
+def darex_theory_app(p: float = 0.99, q: float = 0.1, delta_mean: float = 0.0, delta_std: float = 0.01,
+                     x_scale: float = 1.0) -> App:
+    """Sliders p, q (kept ≥ 1−p), Δ mean/std and input scale → formula vs Monte-Carlo, q*, DARE blow-up."""
+    ps = widgets.FloatSlider(value=p, min=0.0, max=0.995, step=0.005, description="p")
+    qs = widgets.FloatSlider(value=max(q, 1 - p), min=0.005, max=1.0, step=0.005, description="q")
+    ms = widgets.FloatSlider(value=delta_mean, min=-0.05, max=0.05, step=0.005, description="Δ mean")
+    ss = widgets.FloatSlider(value=delta_std, min=0.001, max=0.1, step=0.001, description="Δ std")
+    xs = widgets.FloatSlider(value=x_scale, min=0.1, max=5.0, step=0.1, description="x scale")
+
+    def keep_q_valid(change):
+        qs.min = max(0.005, round(1 - change["new"], 3))
+    ps.observe(keep_q_valid, names="value")
+    keep_q_valid({"new": p})
+    return App({"p": ps, "q": qs, "delta_mean": ms, "delta_std": ss, "x_scale": xs},
+               darex_theory_figures(darex_theory_state(p, max(q, 1 - p), delta_mean, delta_std, x_scale)),
+               darex_theory_state, apply_darex_theory, title="DARE / DAREx-q: one layer's output change")
+
+
+def flowchart_app() -> App:
+    """The method-selection flowchart as controls → a recommendation (``darex.recommend``)."""
+    from nclab.darex import recommend
+
+    controls = {"p": widgets.FloatSlider(value=0.99, min=0.0, max=0.999, step=0.001, description="p"),
+                "delta_scale": widgets.ToggleButtons(options=["small", "large"], description="deltas"),
+                "labels": widgets.Checkbox(value=True, description="labeled validation data"),
+                "can_refinetune": widgets.Checkbox(value=False, description="can re-fine-tune")}
+    return App(controls, [], lambda **v: {"message": "<b>Recommendation:</b> " + recommend(**v)},
+               lambda figs, state: None, title="Which delta-pruning method?")

@@ -1,0 +1,78 @@
+"""NTP apps (05): the data lab (supports, probabilities) and the exact λ-path app."""
+
+from __future__ import annotations
+
+import functools
+
+import ipywidgets as widgets
+import numpy as np
+
+from nclab import plots
+from nclab.apps.base import App, apply_heatmaps
+
+
+@functools.lru_cache(maxsize=64)
+def _ntp_solution(key: bytes, shape: tuple, pi_key: bytes, lam: float) -> np.ndarray:
+    from nclab.convex import ntp_regularized_optimum
+
+    return ntp_regularized_optimum(np.frombuffer(key).reshape(shape), np.frombuffer(pi_key), lam)
+
+
+def ntp_state(data, log10_lam: float, L_mm: np.ndarray | None = None) -> dict:
+    """Pure (solver cached per λ): the exact regularized logits at λ = 10^log10_lam, split into the
+    in-support part (vs the log-ratio solution L_in) and the orthogonal part (vs the max-margin L_mm),
+    with CE − entropy, ‖in − L_in‖ and cos(orthogonal, L_mm)."""
+    from nclab.convex import ntp_max_margin
+    from nclab.ntp import decompose, in_support_logits, ntp_loss
+
+    lam = 10.0 ** float(log10_lam)
+    L = _ntp_solution(data.P.tobytes(), data.P.shape, data.pi.tobytes(), lam)
+    L_mm = ntp_max_margin(data.S) if L_mm is None else L_mm
+    inside, orth = decompose(L, data.S)
+    L_in = in_support_logits(data)
+    cos = float(np.sum(orth * L_mm) / (np.linalg.norm(orth) * np.linalg.norm(L_mm)))
+    scale = float(np.sum(orth * L_mm) / np.sum(L_mm * L_mm))
+    return {"grams": {f"logits L (λ={lam:.0e})": L, "in-support part": inside, "L_in (log-ratios)": L_in,
+                      "orthogonal part": orth, f"{scale:.2f} × L_mm": scale * L_mm},
+            "gap": ntp_loss(L, data) - data.entropy(), "in_err": float(np.linalg.norm(inside - L_in)), "cos": cos,
+            "message": (f"λ = {lam:.1e}: CE − entropy = {ntp_loss(L, data) - data.entropy():.2e}, "
+                        f"‖in-support − L_in‖ = {np.linalg.norm(inside - L_in):.2e}, "
+                        f"cos(orthogonal, L_mm) = {cos:.4f}, orthogonal ≈ {scale:.2f} × L_mm")}
+
+
+def ntp_app(data, log10_lam: float = -3.0) -> App:
+    """λ slider (log10, re-solves on release; cached) → logits = in-support (finite) + growing max-margin part."""
+    from nclab.convex import ntp_max_margin
+
+    L_mm = ntp_max_margin(data.S)
+    lam = widgets.FloatSlider(value=log10_lam, min=-7, max=-1, step=0.5, description="log10 λ",
+                              continuous_update=False)
+    state = ntp_state(data, log10_lam, L_mm)
+    return App({"log10_lam": lam}, [plots.heatmaps(state["grams"], height=300)],
+               lambda log10_lam: ntp_state(data, log10_lam, L_mm), functools.partial(apply_heatmaps, retitle=True),
+               title="Exact NTP-UFM optimum: sparse + low-rank")
+
+
+def ntp_data_state(m: int, V: int, patterns: int, max_support: int, seed: int) -> dict:
+    """Pure: a synthetic NTP instance's support pattern and probabilities (contexts sorted by support group)."""
+    from nclab.ntp import synthetic
+
+    patterns = min(patterns, m)
+    data = synthetic(m, V, patterns, (1, min(max_support, V)), (1, 4), seed=seed)
+    order = np.argsort(data.support_groups(), kind="stable")
+    return {"grams": {"support S (words × contexts)": data.S[:, order].astype(float),
+                      "next-token probabilities P": data.P[:, order]},
+            "message": (f"m={m} contexts, V={V} words, {patterns} support patterns: entropy bound "
+                        f"Σ π_j H(p_j) = {data.entropy():.4f}")}
+
+
+def ntp_data_app(m: int = 20, V: int = 10, patterns: int = 7, max_support: int = 3, seed: int = 0) -> App:
+    """Sliders for the synthetic data model → support and probability heatmaps."""
+    controls = {"m": widgets.IntSlider(value=m, min=2, max=60, description="contexts m"),
+                "V": widgets.IntSlider(value=V, min=3, max=30, description="words V"),
+                "patterns": widgets.IntSlider(value=patterns, min=1, max=20, description="patterns"),
+                "max_support": widgets.IntSlider(value=max_support, min=1, max=6, description="max |S_j|"),
+                "seed": widgets.IntText(value=seed, description="seed")}
+    state = ntp_data_state(m, V, patterns, max_support, seed)
+    return App(controls, [plots.heatmaps(state["grams"], height=280, zmid=None)], ntp_data_state,
+               functools.partial(apply_heatmaps, retitle=True), title="NTP data lab")
