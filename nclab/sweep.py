@@ -11,6 +11,7 @@ staging folder and renamed into place, so a re-run executes only the points that
 from __future__ import annotations
 
 import ast
+import atexit
 import hashlib
 import itertools
 import json
@@ -212,6 +213,7 @@ def _worker_kernel() -> str:
 
     if _KERNEL_DIR is None:
         _KERNEL_DIR = tempfile.mkdtemp(prefix="nclab-kernel-")
+        atexit.register(shutil.rmtree, _KERNEL_DIR, True)
     return current_kernel(Path(_KERNEL_DIR))
 
 
