@@ -304,7 +304,8 @@ def cmd_sweep(args) -> int:
             client.close()
             if cluster is not None:
                 cluster.close()
-        print(f"{result['ran']} points ran in {time.perf_counter() - t0:.1f} s ({result['failed']} failed)", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"points ran: {result['ran']} in {seconds:.1f} s ({result['failed']} failed)", flush=True)
     summary = robustness.report(out)
     if result["interrupted"]:
         print(f"interrupted: {result['ran']} of {len(todo)} points finished and are kept in {out}/points; "

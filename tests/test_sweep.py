@@ -238,7 +238,7 @@ def test_interrupted_client_rerun_runs_only_missing_points(cluster, nb_env, tmp_
     rerun = nclab(*args, env=nb_env)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipping {len(done)} already finished, {6 - len(done)} to run" in rerun.stdout
-    assert f"{6 - len(done)} points ran" in rerun.stdout
+    assert f"points ran: {6 - len(done)} in" in rerun.stdout
     after = point_files(out)
     assert len(after) == 6 and all(after[k] == v for k, v in done.items())  # finished points untouched
 
