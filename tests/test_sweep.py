@@ -224,7 +224,7 @@ def _wait_for_points(out: Path, n: int, proc, timeout=120):
 
 def test_interrupted_client_rerun_runs_only_missing_points(cluster, nb_env, tmp_path):
     out = tmp_path / "sw"
-    args = ["sweep", "alpha", "--seeds", "0-5", "--smoke", "-p", "pause=1.5", "--out", str(out),
+    args = ["sweep", "alpha", "--seeds", "0-3", "--smoke", "-p", "pause=1.5", "--out", str(out),
             "--scheduler", cluster.address, "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", *args], env=nb_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -233,20 +233,20 @@ def test_interrupted_client_rerun_runs_only_missing_points(cluster, nb_env, tmp_
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     done = point_files(out)
-    assert 1 <= len(done) < 6 and "finished and are kept" in err
+    assert 1 <= len(done) < 4 and "finished and are kept" in err
     assert not list(out.glob("points/*/.*"))  # no staging folders left behind
     rerun = nclab(*args, env=nb_env)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"skipping {len(done)} already finished, {6 - len(done)} to run" in rerun.stdout
-    assert f"points ran: {6 - len(done)} in" in rerun.stdout
+    assert f"skipping {len(done)} already finished, {4 - len(done)} to run" in rerun.stdout
+    assert f"points ran: {4 - len(done)} in" in rerun.stdout
     after = point_files(out)
-    assert len(after) == 6 and all(after[k] == v for k, v in done.items())  # finished points untouched
+    assert len(after) == 4 and all(after[k] == v for k, v in done.items())  # finished points untouched
 
 
 def test_killed_worker_loses_no_finished_point(cluster, nb_env, tmp_path):
     cluster.wait_for_workers(2)
     out = tmp_path / "sw"
-    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "sweep", "alpha", "--seeds", "0-5", "--smoke",
+    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "sweep", "alpha", "--seeds", "0-3", "--smoke",
                              "-p", "pause=2", "--out", str(out), "--scheduler", cluster.address, "--quiet"],
                             env=nb_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_points(out, 1, proc)
@@ -257,9 +257,9 @@ def test_killed_worker_loses_no_finished_point(cluster, nb_env, tmp_path):
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stdout + stderr
     after = point_files(out)
-    assert len(after) == 6 and all(after[k] == v for k, v in before.items())
+    assert len(after) == 4 and all(after[k] == v for k, v in before.items())
     report = json.loads((out / "robustness.json").read_text())
-    assert report["claims"]["01_alpha/smoke_is_set"]["points"] == 6 and report["failed_points"] == []
+    assert report["claims"]["01_alpha/smoke_is_set"]["points"] == 4 and report["failed_points"] == []
 
 
 @pytest.mark.parametrize("args, message", [
