@@ -43,13 +43,7 @@ class Claims:
         """Write the JSON atomically (temp file + rename); ``None`` path writes nothing."""
         if path is None:
             return None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=2)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, json.dumps(self.to_dict(), indent=2))
 
     def table(self) -> str:
         """Plain-text table: claim, value, op, threshold, holds."""
@@ -64,6 +58,29 @@ class Claims:
                for n, c in self.claims.items() if not c["holds"]]
         if bad:
             raise AssertionError("claims that do not hold:\n" + "\n".join(bad))
+
+
+def atomic_write(path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder + ``os.replace`` (readers never see a
+    partial file); the file gets the usual permissions 0666 & ~umask (mkstemp alone would give 0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(x):

@@ -1,5 +1,12 @@
 import json
 import math
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -70,3 +77,121 @@ def test_run_notebook_executes_with_parameters_and_reports_errors(tmp_path, monk
     monkeypatch.setenv("NCLAB_NOTEBOOKS", str(tmp_path))
     assert main(["run", "02", "--smoke", "--out", str(tmp_path / "o2")]) == 1
     assert main(["list"]) == 0
+
+
+# ---------------------------------------------------------------- faults on the command line (issue 14)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(notebooks: Path) -> dict:
+    return {**os.environ, "NCLAB_NOTEBOOKS": str(notebooks), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def _nclab(*args, env, **kw):
+    return subprocess.run([sys.executable, "-m", "nclab.cli", *args], env=env, capture_output=True, text=True,
+                          cwd=ROOT, **kw)
+
+
+CLAIM = "from nclab.claims import Claims\nc = Claims()\nc.check('seed_is_set', seed, 0, '>=')\nc.write(results_path)"
+
+
+def test_bad_command_lines_are_one_line_exit_2(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    _tiny_notebook(tmp_path / "nbs" / "01_a.ipynb", CLAIM)
+    env = _env(tmp_path / "nbs")
+    (tmp_path / "file").write_text("x")
+    cases = [(["run", ""], "empty"),  # "" is part of every name: it must not select every notebook
+             (["run", "a", "--out", str(tmp_path / "file" / "out")], "cannot write there"),
+             (["run", "zz"], "'zz' not found")]
+    for args, message in cases:
+        res = _nclab(*args, env=env, timeout=60)
+        assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res
+    res = _nclab("list", env=_env(tmp_path / "missing"), timeout=60)
+    assert res.returncode == 2 and "no notebooks folder" in res.stderr and len(res.stderr.splitlines()) == 1
+    assert not (ROOT / "results" / "01_a.ipynb").exists()
+
+
+def test_outputs_share_permissions_and_html_renders_offline(tmp_path):
+    current_kernel(tmp_path / "kernels")
+    nb = tmp_path / "01_fig.ipynb"
+    _tiny_notebook(nb, CLAIM + "\nimport plotly.graph_objects as go\nimport nclab.plots\n"
+                          "go.Figure(go.Scatter(x=[0, 1], y=[1, 3]))")
+    old = os.umask(0o022)
+    try:
+        out = run_notebook(nb, tmp_path / "out", smoke=True, kernel="nclab-current-python", progress=False)
+    finally:
+        os.umask(old)
+    assert out["error"] is None and out["claims"]["seed_is_set"]["holds"]
+    modes = {p.suffix: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert modes == {".json": 0o644, ".ipynb": 0o644, ".html": 0o644}
+    assert not list((tmp_path / "out").glob(".*"))  # no staging folder left
+    page = (tmp_path / "out" / "01_fig.html").read_text()
+    srcs = re.findall(r"<script[^>]*\ssrc=[\"']([^\"']+)", page)
+    assert not [s for s in srcs if s.startswith(("http:", "https:", "//")) and "plot" in s], srcs
+    assert not [s for s in srcs if "require" in s], srcs  # the figures must not wait for require.js
+    assert "requirejs.config" not in page and "Plotly.newPlot" in page
+    head = page.split("</head>")[0]
+    assert re.search(r"plotly\.js v\d", head), "plotly.js is not inlined in the page head"
+    assert "mathjax" in head.lower()  # equations: MathJax from its CDN (README says so)
+
+
+def test_runs_into_one_folder_do_not_corrupt_each_other(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    _tiny_notebook(tmp_path / "nbs" / "01_slow.ipynb", CLAIM + "\nimport time\ntime.sleep(8)")
+    env, out = _env(tmp_path / "nbs"), str(tmp_path / "same")
+    cmd = [sys.executable, "-m", "nclab.cli", "run", "slow", "--smoke", "--out", out]
+    first = subprocess.Popen(cmd + ["--seed", "1"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not list((tmp_path / "same").rglob("01_slow.json")):  # the first has written its claims ...
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.1)
+    # ... and is still running when the second starts
+    second = subprocess.Popen(cmd + ["--seed", "2"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert all("all claims hold" in o for o in outs)
+    data = json.loads((tmp_path / "same" / "01_slow.json").read_text())
+    executed = nbformat.read(tmp_path / "same" / "01_slow.ipynb", as_version=4)
+    seed_cell = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f"seed = {int(data['claims']['seed_is_set']['value'])}" in seed_cell.source  # JSON and notebook agree
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["01_slow.html", "01_slow.ipynb", "01_slow.json"]
+
+
+def test_ctrl_c_prints_what_finished_exits_130_and_keeps_old_files(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    _tiny_notebook(tmp_path / "nbs" / "01_quick.ipynb", CLAIM)
+    _tiny_notebook(tmp_path / "nbs" / "02_stuck.ipynb", "import time\nprint('started', flush=True)\n"
+                                                        "time.sleep(120)\n" + CLAIM)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {name: f"old {name}" for name in ("02_stuck.ipynb", "02_stuck.html", "02_stuck.json")}
+    for name, text in old.items():
+        (out / name).write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "run", "--smoke", "--out", str(out)],
+                            env=_env(tmp_path / "nbs"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not (out / "01_quick.json").exists() or not list(out.glob(".02_stuck*")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "1 of 2 notebooks finished (01_quick)" in stderr and "seed_is_set" in stdout
+    assert {name: (out / name).read_text() for name in old} == old  # the older run's trio, untouched
+    assert sorted(p.name for p in out.iterdir()) == sorted([*old, "01_quick.ipynb", "01_quick.html",
+                                                            "01_quick.json"])
+
+
+def test_failed_rerun_removes_the_older_runs_json(tmp_path):
+    current_kernel(tmp_path / "kernels")
+    nb = tmp_path / "01_x.ipynb"
+    _tiny_notebook(nb, CLAIM)
+    run_notebook(nb, tmp_path / "out", smoke=True, kernel="nclab-current-python", progress=False, html=False)
+    assert (tmp_path / "out" / "01_x.json").exists()
+    _tiny_notebook(nb, "raise RuntimeError('broken now')")
+    res = run_notebook(nb, tmp_path / "out", smoke=True, kernel="nclab-current-python", progress=False, html=False)
+    assert "broken now" in res["error"] and not (tmp_path / "out" / "01_x.json").exists()
+    assert "broken now" in (tmp_path / "out" / "01_x.ipynb").read_text()
