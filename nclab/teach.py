@@ -45,7 +45,10 @@ def _notebooks(src_dir) -> list[Path]:
 
 def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """nbgrader's ClearSolutions (stub ``STUB``, solution metadata enforced) then ClearOutput, on a copy."""
-    from nbgrader.preprocessors import ClearOutput, ClearSolutions
+    try:
+        from nbgrader.preprocessors import ClearOutput, ClearSolutions
+    except ImportError:
+        raise RuntimeError("student versions need nbgrader: pip install 'nclab[teach]'") from None
 
     nb = nbformat.from_dict(nb)
     resources: dict = {}

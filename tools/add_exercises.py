@@ -3,10 +3,12 @@
     python tools/add_exercises.py [NOTEBOOKS_DIR] [--colab]
 
 Idempotent (cells are tagged ``exercise``); ``--colab`` also adds a first code cell installing nclab where it
-is missing. Run ``nbstripout`` afterwards as for any notebook edit.
+is missing. Then runs ``nbstripout`` on the notebooks (as for any notebook edit: it also renumbers cell ids).
 """
 
 import argparse
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,8 +20,15 @@ def main(argv=None) -> int:
     parser.add_argument("folder", nargs="?", default=str(Path(__file__).resolve().parents[1] / "notebooks"))
     parser.add_argument("--colab", action="store_true", help="also add the Colab install cell")
     args = parser.parse_args(argv)
-    for path in sorted(Path(args.folder).glob(NOTEBOOK_GLOB)):
+    paths = sorted(Path(args.folder).glob(NOTEBOOK_GLOB))
+    for path in paths:
         print(f"{path.name}: {add_exercises(path, colab=args.colab)} exercise cells")
+    strip = Path(sys.executable).with_name("nbstripout")
+    strip = str(strip) if strip.exists() else shutil.which("nbstripout")
+    if strip and paths:
+        subprocess.run([strip, *map(str, paths)], check=True)
+    else:
+        print("nbstripout not found: run it on the notebooks before committing")
     return 0
 
 
