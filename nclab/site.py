@@ -5,7 +5,7 @@ interactive plotly figures, linked by a navigation bar.
 Pages are nbconvert's "lab" HTML with every remote reference replaced: plotly.js is copied from the installed
 plotly package, MathJax 2.7 from the ``jupyter-server-mathjax`` package (without it math stays plain TeX),
 require.js, widget and mermaid loaders are left out. Widget outputs (the live apps) need a kernel: their
-place shows a note, progress bars their text.
+place shows a note; progress bars are left out.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:https?:)?//[^)]*\)")
 
 def offline_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Copy of ``nb`` that loads nothing remote: plotly JSON → a div drawn by the local plotly.js; widget
-    views → a note (or the progress bar's text); html that loads remote scripts is dropped; remote images in
+    views → a note (progress bars are dropped); html that loads remote scripts is dropped; remote images in
     markdown (badges) → their alt text (links stay links)."""
     import plotly.io as pio
 
@@ -97,9 +97,8 @@ def offline_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                                   config={"displaylogo": False, "responsive": True}, validate=False)
                 out["data"] = {"text/html": div}
             elif WIDGET_MIME in data:
-                text = data.get("text/plain", "")
-                if _is_progress(text):
-                    out["data"] = {"text/plain": text}
+                if _is_progress(data.get("text/plain", "")):
+                    continue  # a progress bar's text is its state when first shown (0%): misleading
                 else:
                     out["data"] = {"text/html": '<div class="nclab-note">Interactive app (ipywidgets): run this '
                                                 "notebook in JupyterLab, Binder or Colab to use it.</div>"}

@@ -57,7 +57,7 @@ def test_figures_widgets_progress_and_navigation(built):
     alpha = (out / "01_alpha.html").read_text(encoding="utf-8")
     assert alpha.count("Plotly.newPlot") == 2 and 'id="nclab-fig-1"' in alpha
     assert "Interactive app (ipywidgets)" in alpha and "VBox(children" not in alpha
-    assert "50/50" in alpha and "done" in alpha
+    assert "50/50" not in alpha and "done" in alpha  # a widget progress bar's text is stale: dropped
     assert '<script src="assets/plotly.min.js">' in alpha
     nav = _refs(out / "01_alpha.html").links
     assert "index.html" in nav and "02_beta.html" in nav
@@ -83,7 +83,7 @@ def test_offline_outputs_drops_remote_html_and_keeps_the_rest(tmp_path):
     src = make_executed(tmp_path / "x")
     nb = site.offline_outputs(nbformat.read(src / "01_alpha.ipynb", as_version=4))
     outs = nb.cells[1].outputs
-    assert len(outs) == 4  # the require.config html is gone
+    assert len(outs) == 3  # the require.config html and the progress bar are gone
     assert all("https://cdn" not in str(o) for o in outs)
     assert "mybinder.org/x" in nb.cells[0].source and "badge_logo" not in nb.cells[0].source
 

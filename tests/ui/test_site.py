@@ -80,6 +80,7 @@ def test_site_renders_offline(served):
                 r.abort()
 
         context.route("**/*", route)
+        context.set_default_timeout(180_000)  # a loaded CI machine: plotly.js is 4 MB, MathJax typesets slowly
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
@@ -94,8 +95,12 @@ def test_site_renders_offline(served):
                 page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figs}",
                                        timeout=60_000)
                 shot_page = shot_page or name
-            if "assets/mathjax/MathJax.js" in html and re.search(r"\$[^$]+\$", html):
-                page.wait_for_selector(".MathJax, .MathJax_Display", state="attached", timeout=60_000)
+            if "assets/mathjax/MathJax.js" in html:
+                page.wait_for_function("window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0 "
+                                       "&& !MathJax.Hub.queue.running", timeout=90_000)
+                text = page.inner_text("body")
+                rendered = page.locator(".MathJax, .MathJax_Display").count()
+                assert rendered or not re.search(r"\$[^$\n]+\$", text), f"{name}: math left as raw TeX"
             for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))"):
                 if re.match(r"(https?:|#|mailto:)", href):
                     continue
