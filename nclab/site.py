@@ -157,7 +157,7 @@ def _claims_table(runs: dict) -> str:
                         f"{_fmt(c.get('threshold'))}</td><td>{ok}</td></tr>")
     if not rows:
         return "<p>No claims JSON found next to the executed notebooks.</p>"
-    return ('<table class="nclab" id="claims"><tr><th>nb</th><th>claim</th><th>in words</th><th>measured</th>'
+    return ('<table class="nclab" id="claims"><tr><th>nb</th><th>claim</th><th>tolerance note</th><th>measured</th>'
             "<th>needed</th><th>holds</th></tr>" + "".join(rows) + "</table>")
 
 
@@ -181,8 +181,8 @@ def _index(stems, notebooks, runs, robustness, mathjax: bool) -> str:
     rows = []
     for stem in stems:
         title, blurb = _title_and_blurb(notebooks[stem])
-        checks = "".join(f"<li>{html.escape(c.get('why') or n)}</li>" for n, c in runs.get(stem, {}).get("claims",
-                                                                                                        {}).items())
+        claims = runs.get(stem, {}).get("claims", {})
+        checks = "".join(f"<li>{html.escape(n.replace('_', ' '))}</li>" for n in claims)
         exs = "".join(f"<li>{html.escape(e.title)} (<code>{e.name}</code>)</li>" for e in for_notebook(stem))
         rows.append(f'<tr><td><a href="{_page(stem)}">{html.escape(title or stem)}</a></td><td>{blurb}</td>'
                     f"<td><ul>{checks or '<li>—</li>'}</ul></td><td><ul>{exs or '<li>—</li>'}</ul></td></tr>")

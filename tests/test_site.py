@@ -70,7 +70,7 @@ def test_index_has_papers_checks_claims_and_robustness(built):
     _, out = built
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "Alpha — a toy lesson" in index and "arXiv 2101.00001" in index
-    assert "01_alpha distance is small" in index and "02_beta distance is small" in index
+    assert "<li>01 alpha claim</li>" in index and "02_beta distance is small" in index
     claims = index.split('id="claims"')[1].split("</table>")[0]
     assert claims.count("<tr>") == 3 and "✓" in claims and "✗" in claims
     rob = index.split('id="robustness"')[1].split("</table>")[0]
