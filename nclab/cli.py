@@ -5,6 +5,8 @@
     nclab sweep [NAMES ...] [--seeds A-B | --seeds 0,3,7] [-p name=v1,v2 ...] [--smoke] --out DIR
                 [--workers N | --scheduler tcp://host:port] [--retry-failed]
     nclab sweep report DIR [--markdown FILE]
+    nclab student OUT [--src DIR]          (student + instructor notebooks)
+    nclab site OUT [--from results]        (offline course site)
 """
 
 from __future__ import annotations
@@ -343,6 +345,8 @@ def _parsers():
     parser = argparse.ArgumentParser(prog="nclab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="show the notebooks")
+    sub.add_parser("student", help="write student + instructor notebooks: `nclab student OUT [--src DIR]`")
+    sub.add_parser("site", help="build the offline course site: `nclab site OUT [--from results]`")
     run = sub.add_parser("run", help="execute notebooks headlessly and check their claims")
     run.add_argument("names", nargs="*", help="notebook names or parts of them (default: all)")
     run.add_argument("--smoke", action="store_true", help="small parameters (each notebook < 60 s)")
@@ -375,6 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:2] == ["sweep", "report"]:
             return cmd_report(report_parser.parse_args(argv[2:]))
+        if argv[:1] == ["student"]:  # student/instructor notebooks (nbgrader): nclab.teach
+            from nclab.teach import main_student
+
+            return main_student(argv[1:])
+        if argv[:1] == ["site"]:  # the offline course site: nclab.site
+            from nclab.site import main_site
+
+            return main_site(argv[1:])
         args = parser.parse_args(argv)
         if args.cmd == "list":
             for p in chosen_notebooks([]):
