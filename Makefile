@@ -10,6 +10,9 @@ $(BIN)/nclab: pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# torch is pinned explicitly: a bare `torch` would pull the newest CUDA build (several GB)
 	$(BIN)/pip install "torch==2.13.0" -e ".[dev]"
+	# nbgrader (dev: student builds) switches its Jupyter extensions on; keep JupyterLab as students see it
+	$(BIN)/jupyter server extension disable --sys-prefix $(addprefix nbgrader.server_extensions.,formgrader validate_assignment assignment_list course_list)
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader
 	touch $(BIN)/nclab
 
 run: $(BIN)/nclab
