@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import logsumexp
 
 from nclab._checks import integer, real
 from nclab.labels import class_sizes, sizes_of
@@ -170,17 +171,20 @@ def check_batches(batches: list, y) -> Verdict:
 
 def class_objective(G, sizes, tau: float) -> float:
     """Full-batch SCL of collapsed embeddings with class Gram G:
-    Σ_{c: n_c≥2} n_c [log((n_c−1)e^{G_cc/τ} + Σ_{c'≠c} n_c' e^{G_cc'/τ}) − G_cc/τ]."""
+    Σ_{c: n_c≥2} n_c [log((n_c−1)e^{G_cc/τ} + Σ_{c'≠c} n_c' e^{G_cc'/τ}) − G_cc/τ], as a log-sum-exp
+    (finite for any τ > 0)."""
     G = np.asarray(G, dtype=float)
     sizes = class_sizes(sizes).astype(float)
     tau = real("tau", tau, 0.0, lo_open=True)
+    if G.shape != (sizes.size, sizes.size):
+        raise ValueError(f"G has shape {G.shape}, expected ({sizes.size}, {sizes.size}) for {sizes.size} classes")
     total = 0.0
     for c in range(sizes.size):
         if sizes[c] < 2:
             continue
         w = sizes.copy()
         w[c] -= 1
-        total += sizes[c] * (np.log(np.sum(w * np.exp(G[c] / tau))) - G[c, c] / tau)
+        total += sizes[c] * (logsumexp(G[c] / tau, b=w) - G[c, c] / tau)  # stable for small τ
     return float(total)
 
 
