@@ -12,7 +12,6 @@ from nclab.metrics import (
     of_distance,
     summary,
 )
-from nclab.seli import seli_geometry
 
 
 def test_gram_distance_scale_invariant_and_bounded():
