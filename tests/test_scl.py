@@ -169,3 +169,20 @@ def test_relu_gives_of_sample_level_and_fails_without_relu(sizes, tau):
     # … and the same comparison fails when the non-negativity is dropped (a broken input for the claim)
     Gn, _ = scl_gram_samples(y, tau, relu=False)
     assert gram_distance(Gn, YY) > 0.3
+
+
+def test_scl_representations_reports_restarts_and_no_relu_breaks_of():
+    from nclab.scl import scl_representations
+
+    kw = dict(k=3, R=2, k_min=1, n_min=6, test_per_class=5, feat_dim=16, epochs=40, seed=0)
+    r = scl_representations("digits", relu=True, restarts=2, **kw)
+    assert len(r["restarts"]) == 2 and r["train_loss"] == min(loss for loss, _, _ in r["restarts"])
+    assert all(0 <= dead <= 16 for _, _, dead in r["restarts"])
+    assert r["optimum_relu"] == pytest.approx(optimal_value([12, 12, 6], 1.0))
+    assert r["train_loss"] >= r["optimum_relu"] - 1e-6  # L* is the global minimum with ReLU
+    assert 0 <= r["ncc"] <= 1 and 0 <= r["linear_probe"] <= 1
+    # broken input for real_net_relu_of: without the ReLU the class means are not an OF (d_OF stays large)
+    n = scl_representations("digits", relu=False, restarts=1, **kw)
+    assert n["d_OF_train"] > 0.3
+    with pytest.raises(ValueError, match="restarts=0"):
+        scl_representations("digits", relu=True, restarts=0, **kw)
