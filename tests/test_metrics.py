@@ -95,3 +95,16 @@ def test_centered_etf_distance_cannot_tell_of_from_etf():
     assert expected > 0.3
     with pytest.raises(ValueError, match="class 3 has no example"):
         centered_etf_distance(Q[:, :3], np.array([0, 1, 2]), k=4)
+
+
+def test_classifier_nearer_seli_than_etf_comparison_fails_for_an_etf_classifier():
+    # 01's real_net_classifier_closer_to_seli_than_etf compares d_W with d_W_etf; SELI's classifier passes it and a
+    # broken input — a simplex-ETF classifier under the same imbalance — must fail it
+    sizes = step_sizes(4, 10, 2, 2)
+    y = labels_from_sizes(sizes)
+    W, Hc = seli_geometry(sizes).realize(6)
+    good = summary(W, Hc[:, y], y)
+    assert good["d_W"] - good["d_W_etf"] < 0
+    W_etf = np.hstack([np.eye(4) - 0.25, np.zeros((4, 2))])
+    bad = summary(W_etf, Hc[:, y], y)
+    assert bad["d_W"] - bad["d_W_etf"] > 0.1
