@@ -12,6 +12,7 @@ from nclab.metrics import (
     of_distance,
     summary,
 )
+from nclab.seli import seli_geometry
 
 
 def test_gram_distance_scale_invariant_and_bounded():
