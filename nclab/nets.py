@@ -174,6 +174,13 @@ def train_contrastive(model: nn.Module, X, y, *, loss, epochs: int = 200, lr: fl
 
 
 @torch.no_grad()
+def dead_units(model: ContrastiveMLP, X) -> int:
+    """Output units of ``model.body.features`` that are ≤ 0 on every row of X (with ReLU: no gradient, ever)."""
+    h = model.body.features(torch.as_tensor(np.asarray(X), dtype=next(model.parameters()).dtype))
+    return int((h <= 0).all(dim=0).sum())
+
+
+@torch.no_grad()
 def embed(model: nn.Module, X) -> np.ndarray:
     """Model outputs for X as columns (d×n)."""
     return model(torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy().T.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import logsumexp
 
 from nclab._checks import integer, real
 from nclab.labels import class_sizes, sizes_of
@@ -170,17 +171,20 @@ def check_batches(batches: list, y) -> Verdict:
 
 def class_objective(G, sizes, tau: float) -> float:
     """Full-batch SCL of collapsed embeddings with class Gram G:
-    Σ_{c: n_c≥2} n_c [log((n_c−1)e^{G_cc/τ} + Σ_{c'≠c} n_c' e^{G_cc'/τ}) − G_cc/τ]."""
+    Σ_{c: n_c≥2} n_c [log((n_c−1)e^{G_cc/τ} + Σ_{c'≠c} n_c' e^{G_cc'/τ}) − G_cc/τ], as a log-sum-exp
+    (finite for any τ > 0)."""
     G = np.asarray(G, dtype=float)
     sizes = class_sizes(sizes).astype(float)
     tau = real("tau", tau, 0.0, lo_open=True)
+    if G.shape != (sizes.size, sizes.size):
+        raise ValueError(f"G has shape {G.shape}, expected ({sizes.size}, {sizes.size}) for {sizes.size} classes")
     total = 0.0
     for c in range(sizes.size):
         if sizes[c] < 2:
             continue
         w = sizes.copy()
         w[c] -= 1
-        total += sizes[c] * (np.log(np.sum(w * np.exp(G[c] / tau))) - G[c, c] / tau)
+        total += sizes[c] * (logsumexp(G[c] / tau, b=w) - G[c, c] / tau)  # stable for small τ
     return float(total)
 
 
@@ -199,17 +203,22 @@ def meeting_matrix(batches: list, y) -> np.ndarray:
 
 
 def scl_representations(source: str = "digits", *, relu: bool, k: int = 4, R: float = 5, k_min: int = 2,
-                        n_min: int = 10, test_per_class: int = 30, tau: float = 1.0, feat_dim: int = 32,
-                        epochs: int = 300, lr: float = 1e-2, restarts: int = 4, seed: int = 0,
+                        n_min: int = 10, test_per_class: int = 30, tau: float = 1.0, feat_dim: int = 128,
+                        epochs: int = 300, lr: float = 1e-2, restarts: int = 2, seed: int = 0,
                         progress: bool = False) -> dict:
     """Train ``ContrastiveMLP`` (± final ReLU) with full-batch SCL on a step-imbalanced split, ``restarts``
     initializations, keep the one with the lowest *training* loss (no test data used to choose). Returns
     train/test OF distances, NCC / linear-probe test accuracy, the full-batch optimum L* and every restart's
-    (loss, d_OF) — with ReLU some restarts merge two classes, visible there."""
+    (loss, d_OF, dead units).
+
+    Why ``feat_dim`` is wide: with a final ReLU, SCL pushes every output unit shared by two classes below zero for
+    one of them, and a unit negative on a whole class never gets its gradient back. With 32 units about half end dead
+    and two small classes can be left sharing one unit (a local minimum above L*, d_OF ≈ 0.61); 128 units leave
+    every class a unit of its own."""
     from nclab.data import step_imbalanced
     from nclab.losses import SupCon
     from nclab.metrics import of_distance
-    from nclab.nets import ContrastiveMLP, embed, probe_accuracies, train_contrastive
+    from nclab.nets import ContrastiveMLP, dead_units, embed, probe_accuracies, train_contrastive
 
     restarts = integer("restarts", restarts, 1)
     Xtr, ytr, Xte, yte = step_imbalanced(source, k=k, R=R, k_min=k_min, n_min=n_min, seed=seed,
@@ -224,6 +233,7 @@ def scl_representations(source: str = "digits", *, relu: bool, k: int = 4, R: fl
     Htr, Hte = embed(best, Xtr), embed(best, Xte)
     out = {"train_loss": best_loss, "optimum_relu": optimal_value(np.bincount(ytr), tau),
            "d_OF_train": of_distance(Htr, ytr), "d_OF_test": of_distance(Hte, yte),
-           "restarts": [(float(loss), float(of_distance(embed(m, Xtr), ytr))) for loss, m in tried]}
+           "restarts": [(float(loss), float(of_distance(embed(m, Xtr), ytr)), dead_units(m, Xtr))
+                        for loss, m in tried]}
     out.update(probe_accuracies(Htr, ytr, Hte, yte))
     return out

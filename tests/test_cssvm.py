@@ -41,10 +41,22 @@ def test_ldt_sqrt_n_is_etf_for_random_sizes(seed):
 
 
 def test_symmetric_gammas():
-    assert symmetric_gamma(4, 10, 2, "cdt", "H") == pytest.approx(-0.5, abs=1e-10)
-    assert symmetric_gamma(4, 10, 2, "cdt", "W") == pytest.approx(0.798, abs=1e-3)
-    assert symmetric_gamma(4, 10, 2, "ldt", "W") == pytest.approx(0.5, abs=1e-10)
-    assert symmetric_gamma(4, 10, 2, "ldt", "etf") == 0.5
+    assert symmetric_gamma(4, 10, 2, "cdt", "H") == pytest.approx(-0.5, abs=1e-10)  # spec: exactly R^{−1/2}
+    assert symmetric_gamma(4, 10, 2, "cdt", "W") == pytest.approx(0.798, abs=1e-3)  # spec: ≈ R^{0.798}
+    # independent: at each returned γ the convex CS-SVM (cvxpy, not the closed form) has equal maj/min norms
+    sizes, maj = step_sizes(4, 10, 2, 1), np.array([True, True, False, False])
+    for kind, target in (("cdt", "H"), ("cdt", "W"), ("ldt", "W"), ("ldt", "H")):
+        g = symmetric_gamma(4, 10, 2, kind, target)
+        geom = cs_svm(sizes, step_delta(4, 10, 2, g), kind)
+        sq = np.diag(geom.W_gram if target == "W" else geom.H_gram)
+        assert sq[maj].mean() / sq[~maj].mean() == pytest.approx(1, abs=1e-4), (kind, target)
+        off = cs_svm(sizes, step_delta(4, 10, 2, g + 0.2), kind)  # a broken γ breaks the equality
+        sq_off = np.diag(off.W_gram if target == "W" else off.H_gram)
+        assert abs(sq_off[maj].mean() / sq_off[~maj].mean() - 1) > 1e-2
+    # LDT's "etf" γ: the solver's classifier Gram at that γ is the simplex ETF, one step away it is not
+    g = symmetric_gamma(4, 10, 2, "ldt", "etf")
+    assert gram_distance(cs_svm(sizes, step_delta(4, 10, 2, g), "ldt").W_gram, simplex_etf(4)) < 1e-5
+    assert gram_distance(cs_svm(sizes, step_delta(4, 10, 2, g + 0.2), "ldt").W_gram, simplex_etf(4)) > 1e-2
     with pytest.raises(ValueError, match="only for kind='ldt'"):
         symmetric_gamma(4, 10, 2, "cdt", "etf")
     with pytest.raises(ValueError, match="every γ"):

@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
+import torch
 
 from nclab.data import digits, mnist1d, mnist1d_templates, step_imbalanced, take_sizes
-from nclab.nets import MLP, imbalanced_last_layer, last_layer, train_classifier
+from nclab.losses import SupCon
+from nclab.nets import (
+    MLP,
+    ContrastiveMLP,
+    embed,
+    imbalanced_last_layer,
+    last_layer,
+    probe_accuracies,
+    train_classifier,
+    train_contrastive,
+)
 
 
 def test_digits_and_take_sizes_exact_counts():
@@ -64,3 +75,61 @@ def test_net_bad_inputs():
         train_classifier(m, X, y, optimizer="lbfgs", progress=False)
     with pytest.raises(ValueError, match="lr=-1"):
         train_classifier(m, X, y, lr=-1, progress=False)
+
+
+def test_contrastive_mlp_outputs_unit_nonnegative_embeddings():
+    X = np.random.default_rng(0).standard_normal((30, 12))
+    Xt = torch.as_tensor(X)
+    for relu in (True, False):
+        m = ContrastiveMLP(12, feat_dim=6, hidden=16, relu=relu, seed=3).double()
+        with torch.no_grad():
+            out = m(Xt)
+            h = m.body.features(Xt)
+        assert out.shape == (30, 6)
+        # independent: normalize the raw features by hand
+        ref = torch.relu(h) if relu else h
+        ref = ref / ref.norm(dim=1, keepdim=True)
+        torch.testing.assert_close(out, ref)
+        np.testing.assert_allclose(out.norm(dim=1).numpy(), 1, atol=1e-12)
+        assert (out.min() >= 0) == relu
+    a, b = ContrastiveMLP(12, seed=5), ContrastiveMLP(12, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    with pytest.raises(ValueError, match="feat_dim=0"):
+        ContrastiveMLP(12, feat_dim=0)
+
+
+def test_train_contrastive_lowers_supcon_and_probe_accuracies():
+    Xtr, ytr, Xte, yte = step_imbalanced("digits", k=3, R=2, k_min=1, n_min=8, test_per_class=10, seed=0)
+    runs = []
+    for _ in range(2):
+        m = ContrastiveMLP(64, feat_dim=8, hidden=32, relu=True, seed=0)
+        hist = train_contrastive(m, Xtr, ytr, loss=SupCon(1.0), epochs=60, lr=1e-2, seed=0, progress=False)
+        runs.append(embed(m, Xtr))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # the recorded loss is the loss of the model (recomputed independently), and training lowered it
+    with torch.no_grad():
+        assert hist["loss"][-1] == pytest.approx(float(SupCon(1.0)(m(torch.as_tensor(Xtr)), torch.as_tensor(ytr))),
+                                                 rel=1e-2)
+    assert hist["loss"][-1] < hist["loss"][0] - 1
+    mb = ContrastiveMLP(64, feat_dim=8, hidden=32, seed=0)
+    hb = train_contrastive(mb, Xtr, ytr, loss=SupCon(1.0), epochs=3, batch_size=8, seed=0, progress=False)
+    assert len(hb["loss"]) == 3
+    with pytest.raises(ValueError, match="lr=0"):
+        train_contrastive(mb, Xtr, ytr, loss=SupCon(1.0), lr=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        train_contrastive(mb, Xtr, ytr, loss=SupCon(1.0), batch_size=1, progress=False)
+
+
+def test_probe_accuracies_against_direct_computation():
+    rng = np.random.default_rng(1)
+    centres = 3 * rng.standard_normal((5, 3))
+    ytr, yte = np.repeat(np.arange(3), 20), rng.integers(0, 3, 40)
+    Htr = centres[:, ytr] + rng.standard_normal((5, 60))
+    Hte = centres[:, yte] + 1.5 * rng.standard_normal((5, 40))
+    out = probe_accuracies(Htr, ytr, Hte, yte)
+    mu = np.stack([Htr[:, ytr == c].mean(1) for c in range(3)])  # direct nearest-centre loop
+    pred = [int(np.argmin([np.sum((h - m) ** 2) for m in mu])) for h in Hte.T]
+    assert out["ncc"] == pytest.approx(np.mean(np.array(pred) == yte))
+    assert out["ncc"] > 0.6 and out["linear_probe"] > 0.6
+    wrong = probe_accuracies(Htr, ytr, Hte, (yte + 1) % 3)  # broken labels: both accuracies collapse
+    assert wrong["ncc"] < 0.4 and wrong["linear_probe"] < 0.4

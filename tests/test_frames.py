@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from nclab.frames import etf_geometry, geometry_from_class_logits, orthogonal_frame, psd_sqrt, simplex_etf
+from nclab.metrics import gram_distance
+from nclab.seli import seli_from_svd
 
 
 def test_simplex_etf_unit_norm_equal_angles():
@@ -15,7 +17,18 @@ def test_simplex_etf_unit_norm_equal_angles():
 
 
 def test_orthogonal_frame():
-    np.testing.assert_array_equal(orthogonal_frame(3), np.eye(3))
+    # independent: a random orthonormal set (QR) has this Gram; the uncentered ETF–OF distance has the closed form
+    # d² = 2 − 2⟨E/‖E‖, I/√k⟩ = 2 − 2√((k−1)/k), since ‖E‖_F² = k²/(k−1) and tr E = k
+    rng = np.random.default_rng(3)
+    for k in (1, 3, 6):
+        Q, _ = np.linalg.qr(rng.standard_normal((k + 2, k)))
+        np.testing.assert_allclose(orthogonal_frame(k), Q.T @ Q, atol=1e-12)
+    for k in (2, 4, 7):
+        d = gram_distance(simplex_etf(k), orthogonal_frame(k))
+        assert d == pytest.approx(np.sqrt(2 - 2 * np.sqrt((k - 1) / k)), abs=1e-12)
+    assert gram_distance(simplex_etf(4), orthogonal_frame(4)) == pytest.approx(0.5176, abs=1e-4)  # spec's value
+    with pytest.raises(ValueError, match="k=0"):
+        orthogonal_frame(0)
 
 
 def test_psd_sqrt_squares_back():
@@ -46,5 +59,19 @@ def test_geometry_from_class_logits_is_min_norm_factorization():
 
 
 def test_etf_geometry_reference():
-    g = etf_geometry([3, 3, 3])
-    np.testing.assert_allclose(g.W_gram, np.eye(3) - 1 / 3)
+    # independent: with balanced classes the SVD of the SEL matrix P Y (seli_from_svd) must give the same
+    # geometry up to scale; and the vectors e_c − 1/k (built directly) have the ETF's Gram and unit-margin logits
+    for k in (3, 5):
+        g, svd = etf_geometry([4] * k), seli_from_svd([4] * k)
+        assert gram_distance(g.W_gram, svd.W_gram) < 1e-12
+        assert gram_distance(g.H_gram, svd.H_gram) < 1e-12
+        V = np.eye(k) - 1 / k
+        assert gram_distance(g.W_gram, V @ V.T) < 1e-12
+        assert gram_distance(g.W_gram, simplex_etf(k)) < 1e-12
+        W, Hc = g.realize(k + 1)
+        margins = (W @ Hc)[np.arange(k), np.arange(k)][None, :] - W @ Hc
+        np.testing.assert_allclose(margins[~np.eye(k, dtype=bool)], 1, atol=1e-10)
+    # under imbalance the ETF reference does not depend on the sizes, while SELI does
+    g_imb = etf_geometry([20, 20, 2, 2])
+    assert gram_distance(g_imb.W_gram, simplex_etf(4)) < 1e-12
+    assert gram_distance(g_imb.W_gram, seli_from_svd([20, 20, 2, 2]).W_gram) > 0.05

@@ -16,7 +16,7 @@ from nclab.apps.seli import (
 from nclab.convex import zero_threshold
 from nclab.labels import step_sizes
 from nclab.metrics import normalized
-from nclab.seli import seli_geometry, step_closed_form
+from nclab.seli import seli_from_svd, seli_geometry, step_closed_form
 
 
 def test_heatmaps_and_curves_builders():
@@ -59,7 +59,10 @@ def test_seli_app_slider_changes_plotted_data_and_kmin_is_clamped():
     z0 = np.array(app.figures[0].data[0].z)
     app.controls["R"].value = 100
     assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
-    assert app.last_update_ms == app.last_update_ms  # a number, not NaN: the update ran
+    # the plotted Gram is SELI at R = 100, computed independently by the SVD of P Y (not the closed form)
+    np.testing.assert_allclose(np.array(app.figures[0].data[0].z),
+                               normalized(seli_from_svd(step_sizes(4, 100, 2, 1)).W_gram), atol=1e-10)
+    assert np.isfinite(app.last_update_ms) and app.last_update_ms > 0  # the update ran and was timed
     app.controls["k"].value = 6
     app.controls["k_min"].value = 5
     app.controls["k"].value = 3

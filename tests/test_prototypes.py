@@ -60,6 +60,19 @@ def test_ce_limit_of_prototypes_is_centred_frame_and_relu_keeps_of():
     np.testing.assert_allclose(np.sum(Hc * W, axis=1), np.sqrt(0.75), atol=1e-8)
     Hr = ce_limit_embeddings(W, 1.0, nonneg=True)
     assert gram_distance(Hr @ Hr.T, np.eye(4)) < 1e-8
+    assert gram_distance(Hr @ Hr.T, simplex_etf(4)) > 0.5  # with ReLU the centred-frame check fails
+
+
+def test_of_prototypes_without_relu_stay_off_of_and_relu_breaks_it():
+    # the notebook's of_prototypes_without_relu_not_of (d(class means, OF) > 0.4 at n_w = 256) on the trained UFM;
+    # the broken input — non-negative embeddings — gives the OF, so the same comparison fails
+    y = labels_from_sizes([16, 16, 4, 4])
+    W = prototype_set("of", 4, 8)
+    d = {relu: gram_distance(class_mean_gram(train_sphere_ufm(y, d=8, loss=ProtoSupCon(W, 256, 1.0), nonneg=relu,
+                                                             epochs=300, progress=False).H, y), np.eye(4))
+         for relu in (False, True)}
+    assert d[False] > 0.4 and d[False] == pytest.approx(gram_distance(simplex_etf(4), np.eye(4)), abs=0.03)
+    assert d[True] < 0.05
 
 
 def test_many_etf_prototypes_give_etf_under_imbalance():

@@ -139,3 +139,50 @@ def test_of_distance_of_etf_is_05176():
     M = (vecs * np.sqrt(np.clip(vals, 0, None))).T  # columns have Gram = ETF
     y = np.arange(4)
     assert of_distance(M, y) == pytest.approx(0.5176, abs=1e-4)
+
+
+def test_class_objective_finite_at_small_tau_and_equals_formula():
+    # τ = 1e−3 overflowed exp(1/τ) before; the value must match the closed-form optimum (an independent formula)
+    for tau in (1e-3, 0.05, 1.0, 20.0):
+        v = class_objective(np.eye(4), [5, 5, 2, 2], tau)
+        assert np.isfinite(v) and v == pytest.approx(optimal_value([5, 5, 2, 2], tau), rel=1e-10)
+    # against a direct per-sample evaluation of SupCon on collapsed embeddings with class Gram G
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((4, 3))
+    M /= np.linalg.norm(M, axis=0)
+    y = labels_from_sizes([5, 4, 1])
+    H = torch.tensor(M[:, y].T)
+    assert class_objective(M.T @ M, [5, 4, 1], 0.3) == pytest.approx(float(supcon(H, torch.tensor(y), 0.3)), rel=1e-10)
+    with pytest.raises(ValueError, match="tau=0"):
+        class_objective(np.eye(2), [2, 2], 0)
+    with pytest.raises(ValueError, match="G has shape"):
+        class_objective(np.eye(3), [2, 2], 1.0)
+
+
+@pytest.mark.parametrize("sizes,tau", [([4, 4, 2, 2], 1.0), ([6, 2, 2], 0.2)])
+def test_relu_gives_of_sample_level_and_fails_without_relu(sizes, tau):
+    # the notebook's relu_gives_of: the n×n program (no collapse assumed) lands on YᵀY with G ≥ 0 …
+    y = labels_from_sizes(sizes)
+    YY = (y[:, None] == y[None, :]).astype(float)
+    G, _ = scl_gram_samples(y, tau, relu=True)
+    assert gram_distance(G, YY) < 1e-4
+    # … and the same comparison fails when the non-negativity is dropped (a broken input for the claim)
+    Gn, _ = scl_gram_samples(y, tau, relu=False)
+    assert gram_distance(Gn, YY) > 0.3
+
+
+def test_scl_representations_reports_restarts_and_no_relu_breaks_of():
+    from nclab.scl import scl_representations
+
+    kw = dict(k=3, R=2, k_min=1, n_min=6, test_per_class=5, feat_dim=16, epochs=40, seed=0)
+    r = scl_representations("digits", relu=True, restarts=2, **kw)
+    assert len(r["restarts"]) == 2 and r["train_loss"] == min(loss for loss, _, _ in r["restarts"])
+    assert all(0 <= dead <= 16 for _, _, dead in r["restarts"])
+    assert r["optimum_relu"] == pytest.approx(optimal_value([12, 12, 6], 1.0))
+    assert r["train_loss"] >= r["optimum_relu"] - 1e-6  # L* is the global minimum with ReLU
+    assert 0 <= r["ncc"] <= 1 and 0 <= r["linear_probe"] <= 1
+    # broken input for real_net_relu_of: without the ReLU the class means are not an OF (d_OF stays large)
+    n = scl_representations("digits", relu=False, restarts=1, **kw)
+    assert n["d_OF_train"] > 0.3
+    with pytest.raises(ValueError, match="restarts=0"):
+        scl_representations("digits", relu=True, restarts=0, **kw)

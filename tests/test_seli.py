@@ -24,12 +24,24 @@ def test_matrix_sqrt_formulas_equal_svd_of_sel(sizes):
 
 @pytest.mark.parametrize("sizes", RANDOM_SIZES)
 def test_seli_structure(sizes):
+    # independent of the class-level formulas: the sample-level k×n SEL matrix Ẑ = P Y and its own thin SVD
+    # Ẑ = U S Vᵀ. SELI is the balanced factorization Ẑ = W H, so W Wᵀ = U S Uᵀ, Hᵀ H = V S Vᵀ (n×n, no collapse
+    # assumed) and ½(‖W‖² + ‖H‖²) = ‖Ẑ‖_* = Σ S.
     g = seli_geometry(sizes)
     k = len(sizes)
+    y = labels_from_sizes(sizes)
+    Z = np.eye(k)[:, y] - 1 / k
+    U, S, Vt = np.linalg.svd(Z, full_matrices=False)
     W, Hc = g.realize()
-    np.testing.assert_allclose(W.sum(0), 0, atol=1e-10)           # Σ_c w_c = 0
-    np.testing.assert_allclose(Hc.sum(1), 0, atol=1e-10)          # unweighted sum of class means = 0
-    np.testing.assert_allclose(W @ Hc, centering(k), atol=1e-10)  # w_cᵀh_c = 1 − 1/k, w_cᵀh_c' = −1/k
+    H = Hc[:, y]
+    np.testing.assert_allclose(W @ W.T, (U * S) @ U.T, atol=1e-10)
+    np.testing.assert_allclose(H.T @ H, (Vt.T * S) @ Vt, atol=1e-10)
+    assert 0.5 * (np.sum(W**2) + np.sum(H**2)) == pytest.approx(S.sum(), rel=1e-10)
+    np.testing.assert_allclose(W.sum(0), 0, atol=1e-10)  # Σ_c w_c = 0
+    # a broken geometry (the balanced answer, W Wᵀ ∝ P) does not pass the same check under imbalance (k > 2:
+    # for k = 2 every Gram of two opposite vectors is ∝ P)
+    P = centering(k) * np.trace((U * S) @ U.T) / (k - 1)
+    assert k == 2 or np.abs(P - (U * S) @ U.T).max() > 1e-3
 
 
 def test_balanced_is_scaled_etf():
