@@ -260,6 +260,31 @@ def geometry_metrics(stats, W: torch.Tensor | None = None, targets: dict | None 
     return out
 
 
+def classifier_metrics(W, sizes=None) -> dict:
+    """What the classifier alone tells (no data needed), for W (k×d) as numpy: NC2 on its rows (``nc2_equinorm_W``,
+    ``nc2_equiangle_W``, ``nc2_maxangle_W`` as in ``geometry_metrics``), ``d_W_ETF`` = d(W Wᵀ, P) and, given class
+    sizes, ``d_W_SELI`` = d(W Wᵀ, SELI's W Wᵀ). Dense k×k: meant for k up to a few thousand."""
+    from nclab.metrics import gram_distance
+    from nclab.seli import seli_geometry
+
+    W = np.asarray(W.detach().cpu() if torch.is_tensor(W) else W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] < 2:
+        raise ValueError(f"W must be a k×d classifier with k >= 2 rows, got shape {W.shape}")
+    k = W.shape[0]
+    G = W @ W.T
+    nr = np.sqrt(np.diag(G))
+    cos = (G / np.outer(nr, nr))[~np.eye(k, dtype=bool)]
+    out = {"k": k, "d": W.shape[1], "nc2_equinorm_W": float(nr.std() / nr.mean()),
+           "nc2_equiangle_W": float(cos.std()), "nc2_maxangle_W": float(np.abs(cos + 1 / (k - 1)).mean()),
+           "d_W_ETF": gram_distance(G, np.eye(k) - 1.0 / k)}
+    if sizes is not None:
+        sizes = class_sizes(sizes)
+        if sizes.size != k:
+            raise ValueError(f"sizes has {sizes.size} entries but W has k={k} rows")
+        out["d_W_SELI"] = gram_distance(G, seli_geometry(sizes).W_gram)
+    return out
+
+
 def loss_geometry(loss, sizes) -> Geometry:
     """The max-margin (λ → 0) geometry of a ``losses.LogitAdjustedCE`` (Behnia et al. 2023): CS-SVM CDT with
     δ = Δ when the loss has multiplicative logit factors Δ (CDT, VS: ω and ι drop out), CS-SVM LDT with its δ (LDT),

@@ -322,3 +322,44 @@ class GeometryTracker:
             display(view(self.figure))
         else:
             print({run: {key: h[key][-1] for key in self.keys} for run, h in self.history.items()})
+
+
+# ----------------------------------------------------------------------------- a model the user has on disk
+
+def last_linear(model: nn.Module) -> str:
+    """Name of the last ``nn.Linear`` in the model: the classifier of torchvision or HF classifiers ("fc", …)."""
+    names = [name for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
+    if not names:
+        raise ValueError("the model has no nn.Linear layer: name its classifier explicitly")
+    return names[-1]
+
+
+def local_model(arch: str = "", weights: str = "", hf: str = "") -> tuple[nn.Module | None, str]:
+    """Load a model already on this machine — nothing is downloaded: a torchvision architecture ``arch`` with the
+    state dict in the file ``weights`` (``torch.load(weights_only=True)``), or a Hugging Face classifier saved in
+    the folder ``hf`` (``from_pretrained(local_files_only=True)``). Returns (model in eval mode, "") or
+    (None, the reason nothing was loaded)."""
+    from pathlib import Path
+
+    if hf:
+        if not Path(hf).is_dir():
+            return None, f"no Hugging Face model folder at {hf!r}"
+        import transformers
+
+        for auto in ("AutoModelForImageClassification", "AutoModelForSequenceClassification"):
+            try:
+                return getattr(transformers, auto).from_pretrained(hf, local_files_only=True).eval(), ""
+            except (ValueError, OSError):
+                continue
+        return None, f"{hf!r} holds no image or sequence classifier that transformers can load offline"
+    if arch:
+        if not weights or not Path(weights).is_file():
+            return None, f"torchvision arch {arch!r} needs its weights file (got {weights!r})"
+        try:
+            import torchvision
+        except ImportError:
+            return None, "torchvision is not installed"
+        model = torchvision.models.get_model(arch, weights=None)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model.eval(), ""
+    return None, "no local model configured (set NCLAB_PROBE_ARCH + NCLAB_PROBE_WEIGHTS, or NCLAB_PROBE_HF)"

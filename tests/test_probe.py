@@ -310,3 +310,17 @@ def test_probe_ntp_matches_direct_subspace_collapse():
     assert got["m"] == corpus.m
     for key in ("projected", "unprojected", "between_projected"):
         assert got[key] == pytest.approx(want[key], rel=1e-9), key
+
+
+def test_classifier_metrics_agree_with_the_streaming_ones():
+    from nclab.nc_metrics import classifier_metrics
+
+    k, d = 6, 5
+    X, y = data(k, d, n=200)
+    W = np.random.default_rng(5).normal(size=(k, d))
+    full = geometry_metrics(stream(X, y, k), torch.tensor(W), targets_for(np.bincount(y)))
+    alone = classifier_metrics(W, np.bincount(y))
+    for key in ("nc2_equinorm_W", "nc2_equiangle_W", "nc2_maxangle_W", "d_W_ETF", "d_W_SELI"):
+        assert alone[key] == pytest.approx(full[key], rel=1e-10), key
+    with pytest.raises(ValueError, match="sizes has 3 entries"):
+        classifier_metrics(W, [1, 2, 3])
