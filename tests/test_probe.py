@@ -259,8 +259,8 @@ def test_claim_each_model_nearer_its_own_target_fails_when_swapped(broken):
 
 
 @pytest.mark.parametrize("broken", [False, True])
-def test_claim_training_collapses_fails_without_training(broken):
-    """NC1 at the end of training below NC1 at the start: an untrained model does not pass."""
+def test_tracker_sees_nc1_fall_only_when_training(broken):
+    """The tracked NC1 halves during training; with a zero learning rate it does not."""
     X, y = net_data(seed=1)
     model = Net(seed=1)
     loader = [(X, y)]
