@@ -40,7 +40,7 @@ def best_of(fn, repeats: int) -> float:
 def overhead(quick: bool) -> None:
     from nclab.probe import accumulate, probe
 
-    k, d, n, bs = 100, 256, 1024 if quick else 4096, 256
+    k, d, n, bs = 100, 256, 512 if quick else 4096, 256
     g = torch.Generator().manual_seed(0)
     X, y = torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, k, (n,), generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=bs)
