@@ -200,7 +200,8 @@ def q_e(delta: torch.Tensor, x, p: float, eta: float = 0.45, gamma: float = 0.95
     phi = (1 - 2 * p) / math.log((1 - p) / p)
     grid = np.arange(1 - p, 0.999 + step / 2, real("step", step, 0.0, lo_open=True))
     g = grid[:, None]
-    obj = np.abs(eta * (1 - (1 - p) / g) * s1[None, :] + eta**2 * phi * s2[None, :] / (4 * g**2) + math.log(2 / (1 - gamma)))
+    const = math.log(2 / (1 - gamma))
+    obj = np.abs(eta * (1 - (1 - p) / g) * s1[None, :] + eta**2 * phi * s2[None, :] / (4 * g**2) + const)
     return float(grid[obj.argmin(0)].mean())
 
 
