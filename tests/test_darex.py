@@ -4,13 +4,16 @@ import torch
 from torch import nn
 
 from nclab.darex import (
+    METHODS,
     AdamR,
     activation_prune,
     apply_delta,
     dare,
+    evaluate_methods,
     extract_delta,
     from_sparse,
     layer_inputs,
+    local_encoder,
     magnitude_prune,
     output_change,
     output_change_mc,
@@ -24,8 +27,8 @@ from nclab.darex import (
     select_q,
     storage_bytes,
     to_sparse,
+    transfer_pipeline,
 )
-from nclab.darex import METHODS, evaluate_methods, local_encoder, transfer_pipeline
 
 
 def _delta(seed=0, shape=(50, 40)):
