@@ -176,8 +176,39 @@ def layer_inputs(model: nn.Module, state: StateDict, batch: torch.Tensor) -> dic
 
 
 def per_layer_q(delta: StateDict, inputs: dict[str, torch.Tensor], p: float) -> dict[str, float]:
-    """Analytical per-layer q: ``q_star`` of each 2-D delta with its captured inputs (others: 1−p)."""
+    """Our per-layer q (not the paper's q_e, see ``per_layer_q_e``): the MSE-minimizing ``q_star`` of each
+    2-D delta with its captured inputs (others: 1−p)."""
     return {n: (q_star(d.numpy(), inputs[n].numpy(), p) if n in inputs and d.ndim == 2 else 1 - _p(p))
+            for n, d in delta.items()}
+
+
+def q_e(delta: torch.Tensor, x, p: float, eta: float = 0.45, gamma: float = 0.95, step: float = 0.001) -> float:
+    """The paper's analytical per-layer q ("q_e", official DAREx code): for each output neuron i with
+    c_j = Δ_ij x_j (x: the calibration batch's mean input), the q ∈ [1−p, 0.999] (grid ``step``) minimizing
+    | η(1 − (1−p)/q) Σ_j c_j + η² φ(p) Σ_j c_j² / (4q²) + log(2/(1−γ)) |, φ(p) = (1−2p)/log((1−p)/p);
+    the layer's q is the mean over neurons."""
+    p = _p(p)
+    if not 0.5 < p < 1:
+        raise ValueError(f"p={p} is out of range for q_e: allowed (0.5, 1) (φ(p) needs p ≠ 1/2)")
+    eta, gamma = real("eta", eta, 0.0, lo_open=True), real("gamma", gamma, 0.0, 1.0, lo_open=True, hi_open=True)
+    D = np.asarray(delta, dtype=float)
+    xm = np.atleast_2d(np.asarray(x, dtype=float)).mean(0)
+    if D.ndim != 2 or xm.shape != (D.shape[1],):
+        raise ValueError(f"delta (out×in) and x (…×in) do not match: {D.shape} vs {np.shape(x)}")
+    c = D * xm[None, :]
+    s1, s2 = c.sum(1), (c**2).sum(1)
+    phi = (1 - 2 * p) / math.log((1 - p) / p)
+    grid = np.arange(1 - p, 0.999 + step / 2, real("step", step, 0.0, lo_open=True))
+    g = grid[:, None]
+    const = math.log(2 / (1 - gamma))
+    obj = np.abs(eta * (1 - (1 - p) / g) * s1[None, :] + eta**2 * phi * s2[None, :] / (4 * g**2) + const)
+    return float(grid[obj.argmin(0)].mean())
+
+
+def per_layer_q_e(delta: StateDict, inputs: dict[str, torch.Tensor], p: float, eta: float = 0.45,
+                  gamma: float = 0.95) -> dict[str, float]:
+    """The paper's per-layer q_e (``q_e``) for every 2-D delta with captured inputs (others: 1−p)."""
+    return {n: (q_e(d.numpy(), inputs[n].numpy(), p, eta, gamma) if n in inputs and d.ndim == 2 else 1 - _p(p))
             for n, d in delta.items()}
 
 
@@ -201,9 +232,12 @@ def recommend(p: float, delta_scale: str, labels: bool, can_refinetune: bool) ->
 # ---------------------------------------------------------------- AdamR
 class AdamR(torch.optim.Adam):
     """Adam with decoupled regularization of Δ = θ − θ_pre: before each Adam step
-    θ ← θ − lr·λ·(θ − θ_pre) ("l2") or θ ← θ − lr·λ·sign(θ − θ_pre) ("l1"). λ = 0 is exactly Adam."""
+    θ ← θ − lr·λ·s·(θ − θ_pre) ("l2") or θ ← θ − lr·λ·s·sign(θ − θ_pre) ("l1"), with s = 1 (``stable=False``)
+    or, as in the official DAREx code, s = 1/√(mean over all parameters of Adam's bias-corrected v̂)
+    (``stable=True``; no decay before the first step, when v̂ does not exist yet). λ = 0 is exactly Adam."""
 
-    def __init__(self, params, pre_params, lr: float = 1e-3, reg: float = 0.0, mode: str = "l2", **kwargs):
+    def __init__(self, params, pre_params, lr: float = 1e-3, reg: float = 0.0, mode: str = "l2",
+                 stable: bool = False, **kwargs):
         params = list(params)
         pre = [t.detach().clone() for t in pre_params]
         if len(pre) != len(params) or any(a.shape != b.shape for a, b in zip(params, pre, strict=True)):
@@ -213,15 +247,32 @@ class AdamR(torch.optim.Adam):
         super().__init__(params, lr=lr, **kwargs)
         self.reg = real("reg", reg, 0.0)
         self.mode = mode
+        self.stable = bool(stable)
         self._pre = dict(zip(params, pre, strict=True))
+
+    def _scale(self) -> float:
+        """1/√mean(v̂) over all parameters with Adam state (0 before the first step)."""
+        total, count = 0.0, 0
+        for group in self.param_groups:
+            beta2 = group["betas"][1]
+            for prm in group["params"]:
+                st = self.state.get(prm, {})
+                if "exp_avg_sq" in st:
+                    step = float(st["step"])
+                    total += float(st["exp_avg_sq"].sum()) / (1 - beta2**step)
+                    count += st["exp_avg_sq"].numel()
+        if count == 0 or total == 0:
+            return 0.0
+        return 1.0 / math.sqrt(total / count)
 
     @torch.no_grad()
     def step(self, closure=None):
         if self.reg > 0:
+            scale = self._scale() if self.stable else 1.0
             for group in self.param_groups:
                 for prm in group["params"]:
                     d = prm - self._pre[prm]
-                    prm.sub_(group["lr"] * self.reg * (d if self.mode == "l2" else d.sign()))
+                    prm.sub_(group["lr"] * self.reg * scale * (d if self.mode == "l2" else d.sign()))
         return super().step(closure)
 
 
@@ -268,15 +319,22 @@ def local_encoder(path: str | None = None):
         return None, "the optional package 'transformers' is not installed"
     if not os.path.isdir(path):
         return None, f"NCLAB_ENCODER_PATH={path!r} is not a folder"
-    return AutoModel.from_pretrained(path, local_files_only=True), None
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return None, f"the folder {path!r} holds no saved model (no config.json)"
+    try:
+        return AutoModel.from_pretrained(path, local_files_only=True), None
+    except (OSError, ValueError, KeyError) as err:
+        return None, f"the model in {path!r} could not be loaded: {str(err).splitlines()[0]}"
 
 
 # ---------------------------------------------------------------- a CPU transfer pipeline
 def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300, ft_lr: float = 1e-3,
-                      reg: float = 0.0, hidden: int = 256, progress: bool = False) -> dict:
+                      reg: float = 0.0, hidden: int = 256, progress: bool = False, stable: bool = False) -> dict:
     """Pre-train an MLP on sklearn digits 0–4, fine-tune every weight on digits 5–9 (new head) with AdamR
-    (reg = 0: plain Adam). Returns the models, Δ of the backbone (the head is kept, as in the paper) and
-    the task-B splits (train / val for labeled q / test)."""
+    (reg = 0: plain Adam; ``stable``: the official 1/√mean(v̂) decay scaling). AdamR pulls the backbone toward
+    its pre-trained weights and the new head toward its own fresh initialization (not the old task's head).
+    Returns the models, Δ of the backbone (the head is kept, as in the paper) and the task-B splits
+    (train / val for labeled q / test)."""
     from nclab.data import digits
     from nclab.nets import MLP, train_classifier
 
@@ -294,8 +352,8 @@ def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300
         torch.manual_seed(seed + 1)
         model.classifier.reset_parameters()
     params = list(model.parameters())
-    opt = AdamR(params, [pre[name] for name, _ in model.named_parameters()],
-                lr=real("ft_lr", ft_lr, 0.0, lo_open=True), reg=reg)
+    anchor = [prm.detach().clone() for prm in params]  # θ_pre for the backbone, the fresh head for the head
+    opt = AdamR(params, anchor, lr=real("ft_lr", ft_lr, 0.0, lo_open=True), reg=reg, stable=stable)
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y - 5 * b, dtype=torch.long)
     tr_t = torch.as_tensor(tr)
@@ -328,14 +386,23 @@ def q_grid(p: float, points: int = 24) -> np.ndarray:
     return np.geomspace(max(1 - p, 1e-4), 1.0, integer("points", points, 2) + 1)[1:]
 
 
+# drop seeds used to *select* q (validation / unlabeled batch) are disjoint from those used to *score* on test
+SELECTION_SEED_OFFSET = 1000
+
+METHODS = ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer q_e)", "per-layer q* (ours)",
+           "magnitude", "activation-aware")
+
+
 def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64) -> dict:
     """Test accuracy vs pruning rate for DARE, DAREx-q (labeled q on the validation split, unlabeled q on
-    one training batch, analytical per-layer q), magnitude and activation-aware pruning, for a
-    ``transfer_pipeline`` result. Random methods are averaged over ``seeds`` drop seeds."""
+    one training batch, the paper's analytical per-layer q_e), our per-layer MSE-minimizing q*, magnitude and
+    activation-aware pruning, for a ``transfer_pipeline`` result. Random methods are averaged over ``seeds``
+    drop seeds on test; q is selected with other, independent drop masks (seeds + SELECTION_SEED_OFFSET)."""
     model, base, delta, X, y = P["model"], P["base"], P["delta"], P["X"], P["y"]
     te, va = torch.as_tensor(P["test"]), torch.as_tensor(P["val"])
     batch = X[torch.as_tensor(P["train"][:integer("batch_size", batch_size, 1)])]
     seeds = integer("seeds", seeds, 1)
+    ps = [_p(p) for p in ps]
     with torch.no_grad():
         reference = torch.func.functional_call(model, P["ft"], (batch,))
     inputs = layer_inputs(model, P["ft"], batch)
@@ -344,30 +411,32 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
     def acc(d, idx=te):
         return accuracy(model, apply_delta(base, d), X[idx], y[idx])
 
-    def avg(f):
-        return float(np.mean([f(s) for s in range(seeds)]))
+    def avg(f, offset=0):
+        return float(np.mean([f(s + offset) for s in range(seeds)]))
 
-    out = {name: [] for name in ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer)",
-                                 "magnitude", "activation-aware")}
+    out = {name: [] for name in METHODS}
     out.update({"p": list(ps), "q_labeled": [], "q_unlabeled": [], "fine-tuned": accuracy(model, P["ft"], X[te], y[te]),
                 "no delta": accuracy(model, base, X[te], y[te])})
+    sel = SELECTION_SEED_OFFSET
     for p in ps:
         if p == 0:
-            for name in ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer)", "magnitude",
-                         "activation-aware"):
+            for name in METHODS:
                 out[name].append(out["fine-tuned"])
             out["q_labeled"].append(1.0)
             out["q_unlabeled"].append(1.0)
             continue
         grid = q_grid(p, grid_points)
-        ql, _ = select_q(lambda q, p=p: avg(lambda s: acc(dare(delta, p, q, seed=s), va)), grid)
+        ql, _ = select_q(lambda q, p=p: avg(lambda s: acc(dare(delta, p, q, seed=s), va), sel), grid)
         qu, _ = select_q(lambda q, p=p: avg(lambda s: output_change(model, apply_delta(base, dare(delta, p, q, seed=s)),
-                                                                    reference, batch)), grid, maximize=False)
-        qlayer = per_layer_q(delta, inputs, p)
+                                                                    reference, batch), sel), grid, maximize=False)
+        q_layer = per_layer_q(delta, inputs, p)
+        q_paper = per_layer_q_e(delta, inputs, p) if p > 0.5 else None
         out["DARE"].append(avg(lambda s, p=p: acc(dare(delta, p, seed=s))))
         out["DAREx-q (labeled)"].append(avg(lambda s, p=p, q=ql: acc(dare(delta, p, q, seed=s))))
         out["DAREx-q (unlabeled)"].append(avg(lambda s, p=p, q=qu: acc(dare(delta, p, q, seed=s))))
-        out["DAREx-q (per-layer)"].append(avg(lambda s, p=p, q=qlayer: acc(dare(delta, p, q, seed=s))))
+        out["DAREx-q (per-layer q_e)"].append(avg(lambda s, p=p, q=q_paper: acc(dare(delta, p, q, seed=s)))
+                                              if q_paper is not None else out["DARE"][-1])
+        out["per-layer q* (ours)"].append(avg(lambda s, p=p, q=q_layer: acc(dare(delta, p, q, seed=s))))
         out["magnitude"].append(acc(magnitude_prune(delta, p)))
         out["activation-aware"].append(acc(activation_prune(delta, p, norms)))
         out["q_labeled"].append(ql)

@@ -57,6 +57,10 @@ class TinyTransformer(nn.Module):
 
     def __init__(self, V: int, max_len: int = 128, d: int = 64, heads: int = 4, layers: int = 2, seed: int = 0):
         super().__init__()
+        d, heads = integer("d", d, 1), integer("heads", heads, 1)
+        if d % heads:
+            raise ValueError(f"heads={heads} must divide the width d={d} (each head gets d/heads dimensions)")
+        self.V, self.max_len = integer("V", V, 2), integer("max_len", max_len, 2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(integer("seed", seed, 0))
             self.tok = nn.Embedding(integer("V", V, 2), d)
@@ -95,8 +99,17 @@ class TinyTransformer(nn.Module):
 
 def train_transformer(model: TinyTransformer, X, *, steps: int = 600, batch: int = 64, lr: float = 3e-3,
                       seed: int = 0, progress: bool = True) -> list[float]:
-    """Next-token CE with AdamW on random mini-batches of the sequences X (n×T); returns the losses."""
-    X = torch.as_tensor(np.asarray(X), dtype=torch.long)
+    """Next-token CE with AdamW on random mini-batches of the sequences X (n×T, token ids < V, T ≤ max_len);
+    returns the losses."""
+    Xa = np.asarray(X)
+    if Xa.ndim != 2 or Xa.shape[1] < 2 or not np.issubdtype(Xa.dtype, np.integer):
+        raise ValueError(f"X has shape {Xa.shape} and dtype {Xa.dtype}: expected integer token ids, n×T with T >= 2")
+    if Xa.shape[1] > model.max_len:
+        raise ValueError(f"X has sequences of length {Xa.shape[1]} but the model's max_len={model.max_len}: "
+                         f"allowed T <= {model.max_len}")
+    if Xa.min() < 0 or Xa.max() >= model.V:
+        raise ValueError(f"X has token ids in [{Xa.min()}, {Xa.max()}]: allowed [0, V−1] with V={model.V}")
+    X = torch.as_tensor(Xa, dtype=torch.long)
     gen = torch.Generator().manual_seed(integer("seed", seed, 0))
     opt = torch.optim.AdamW(model.parameters(), lr=real("lr", lr, 0.0, lo_open=True))
     losses = []
@@ -110,7 +123,7 @@ def train_transformer(model: TinyTransformer, X, *, steps: int = 600, batch: int
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -138,6 +151,19 @@ class HFCausalLM:
         return torch.softmax(logits.double(), -1).numpy()
 
 
+@torch.no_grad()
+def truncated_probs(hf_model, prefix, ell: int) -> np.ndarray:
+    """Reference for the adapter: next-token distribution of a Hugging Face causal LM run on ONLY the last ℓ
+    tokens of ``prefix`` (explicit truncation, no mask), with their original position ids t−ℓ..t−1 (V,)."""
+    prefix = np.asarray(prefix)
+    t = prefix.size
+    ell = integer("ell", ell, 1, t)
+    ids = torch.as_tensor(prefix[t - ell:][None], dtype=torch.long)
+    pos = torch.arange(t - ell, t)[None]
+    logits = hf_model(input_ids=ids, position_ids=pos).logits[0, -1]
+    return torch.softmax(logits.double(), -1).numpy()
+
+
 # ---------------------------------------------------------------- truncation and MCL
 def truncation_batch(prefix, schedule) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """One batch holding every truncation of ``prefix`` (length t) to its last ℓ tokens, ℓ in the schedule
@@ -152,7 +178,10 @@ def truncation_batch(prefix, schedule) -> tuple[np.ndarray, np.ndarray, list[int
 
 def check_schedule(schedule, t: int | None = None) -> list[int]:
     """Validate a context-length schedule: non-empty, positive, increasing; its first entry must fit in t."""
-    sched = [int(s) for s in schedule]
+    sched = list(schedule)
+    if any(isinstance(s, bool) or not float(s).is_integer() for s in sched):
+        raise ValueError(f"schedule={sched} must hold whole numbers of tokens")
+    sched = [int(s) for s in sched]
     if not sched:
         raise ValueError("schedule is empty: give at least one context length")
     if any(s < 1 for s in sched) or any(b <= a for a, b in zip(sched, sched[1:], strict=False)):
@@ -162,9 +191,18 @@ def check_schedule(schedule, t: int | None = None) -> list[int]:
     return sched
 
 
+def _check_probs(name: str, a: np.ndarray) -> None:
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must hold probabilities: it has NaN or inf entries")
+    if np.any(a < 0):
+        raise ValueError(f"{name} must hold probabilities: it has a negative entry ({a.min():g}); allowed >= 0")
+
+
 def divergence(p, q, kind: str = "jsd") -> np.ndarray:
     """Row-wise divergence between distributions: "jsd" (base 2, in [0, 1]), "tv", or "kl" (KL(p‖q))."""
-    p, q = np.atleast_2d(p), np.atleast_2d(q)
+    p, q = np.atleast_2d(np.asarray(p, dtype=float)), np.atleast_2d(np.asarray(q, dtype=float))
+    for name, a in (("p", p), ("q", q)):
+        _check_probs(name, a)
     eps = 1e-300
     if kind == "tv":
         return 0.5 * np.abs(p - q).sum(-1)
@@ -207,12 +245,21 @@ def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
 def damcl_from_probs(P, lengths, div: str = "jsd", threshold: float = 0.1) -> int:
     """Smallest length whose distribution is within ``threshold`` of the full-context one (label-free)."""
     threshold = real("threshold", threshold, 0.0)
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2 or P.shape[0] != len(lengths):
+        raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V")
+    _check_probs("P", P)
     d = divergence(P, P[-1][None], div)
     return next(ell for ell, di in zip(lengths, d, strict=True) if di <= threshold)
 
 
 def score_from_probs(P, lengths, short: int, div: str = "jsd") -> float:
     """Detector score: divergence between the longest truncation ≤ ``short`` and the full context."""
+    short = integer("short", short, 1)
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2 or P.shape[0] != len(lengths):
+        raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V")
+    _check_probs("P", P)
     idx = max((i for i, ell in enumerate(lengths) if ell <= short), default=0)
     return float(divergence(P[idx], P[-1], div)[0])
 
@@ -303,7 +350,8 @@ def boosted_probs(p_full, p_short, alpha: float) -> np.ndarray:
 def decode_accuracy(model, X, positions, short: int, alpha: float, threshold: float = 0.05, div: str = "jsd",
                     samples: int = 20, seed: int = 0) -> dict:
     """Sampling accuracy at the given (sequence, position) pairs: plain sampling from the full-context
-    distribution vs boosted sampling applied when the detector (D(short, full) > threshold) fires."""
+    distribution vs boosted sampling applied when the detector (D(short, full) > threshold) fires. Also the
+    standard error of the mean per-position gain (boosted − plain) and the per-position accuracies."""
     rng = np.random.default_rng(integer("seed", seed, 0))
     plain, boosted, fired = [], [], 0
 
@@ -322,7 +370,10 @@ def decode_accuracy(model, X, positions, short: int, alpha: float, threshold: fl
         u = rng.random(integer("samples", samples, 1))
         plain.append(np.mean(draw(P[0], u) == target))
         boosted.append(np.mean(draw(pb, u) == target))
-    return {"plain": float(np.mean(plain)), "boosted": float(np.mean(boosted)), "fired": fired / max(1, len(positions))}
+    diff = np.array(boosted) - np.array(plain)
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
+    return {"plain": float(np.mean(plain)), "boosted": float(np.mean(boosted)), "fired": fired / max(1, len(positions)),
+            "gain_se": se, "per_position": {"plain": plain, "boosted": boosted}}
 
 
 def probability_cache(model, X, start: int = 1, truth=None) -> dict:

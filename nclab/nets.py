@@ -222,11 +222,14 @@ class ContextMLP(nn.Module):
 
 
 def train_lm(model: ContextMLP, data, *, epochs: int = 2000, lr: float = 1e-2, seed: int = 0,
-             progress: bool = True) -> dict:
+             progress: bool = True, schedule: str = "constant") -> dict:
     """Full-batch Adam on the NTP loss Σ_j π_j Σ_z p_j(z)(−log softmax)_z over the deduplicated contexts of
-    ``data`` (an ``ntp.NTPData`` built by ``from_tokens``) — the same objective as the token stream."""
+    ``data`` (an ``ntp.NTPData`` built by ``from_tokens``) — the same objective as the token stream.
+    ``schedule``: "constant" lr, or "cosine" (lr·(1 + cos(π·epoch/epochs))/2, settles Adam's late oscillations)."""
     epochs = integer("epochs", epochs, 1)
     lr = real("lr", lr, 0.0, lo_open=True)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule={schedule!r} is not allowed: use 'constant' or 'cosine'")
     torch.manual_seed(integer("seed", seed, 0))
     index = {w: i for i, w in enumerate(data.vocab)}
     ctx = torch.tensor([[index[w] for w in c] for c in data.contexts], dtype=torch.long)
@@ -234,6 +237,8 @@ def train_lm(model: ContextMLP, data, *, epochs: int = 2000, lr: float = 1e-2, s
     pi = torch.as_tensor(data.pi)
     model.to(torch.float64)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=lr / 100) if schedule == "cosine"
+             else None)
     hist = {"epoch": [], "loss": []}
     from tqdm.auto import tqdm
 
@@ -244,6 +249,8 @@ def train_lm(model: ContextMLP, data, *, epochs: int = 2000, lr: float = 1e-2, s
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         hist["epoch"].append(epoch)
         hist["loss"].append(float(loss.detach()))
     return hist

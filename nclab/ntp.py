@@ -5,12 +5,13 @@ P ∈ R^{V×m}) with supports S_j; logits L ∈ R^{V×m}. CE(L) = Σ_j π_j Σ_z
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclab._checks import integer
+from nclab._checks import integer, real
 from nclab.labels import validate_distributions
 
 
@@ -62,6 +63,12 @@ def synthetic(m: int = 20, V: int = 10, patterns: int = 7, support_sizes: tuple 
     if lo > hi:
         raise ValueError(f"support_sizes={support_sizes} must be (low, high) with low <= high")
     c_lo, c_hi = integer("counts[0]", counts[0], 1), integer("counts[1]", counts[1], 1)
+    if c_lo > c_hi:
+        raise ValueError(f"counts={counts} must be (low, high) with low <= high")
+    available = n_supports(V, lo, hi)
+    if patterns > available:
+        raise ValueError(f"patterns={patterns} is out of range: only {available} distinct support sets of sizes "
+                         f"{lo}..{hi} exist among V={V} words (allowed patterns <= {available})")
     rng = np.random.default_rng(integer("seed", seed, 0))
     sets: list[tuple] = []
     while len(sets) < patterns:
@@ -81,6 +88,11 @@ def synthetic(m: int = 20, V: int = 10, patterns: int = 7, support_sizes: tuple 
     else:
         raise ValueError(f"frequencies={frequencies!r} is unknown: use 'uniform' or 'random'")
     return NTPData(P, pi)
+
+
+def n_supports(V: int, lo: int, hi: int) -> int:
+    """Number of distinct support sets of sizes lo..hi among V words: Σ_{k=lo}^{hi} C(V, k)."""
+    return sum(math.comb(V, k) for k in range(lo, hi + 1))
 
 
 def from_tokens(tokens, context_length: int, vocab: list | None = None) -> NTPData:
@@ -106,7 +118,10 @@ def from_tokens(tokens, context_length: int, vocab: list | None = None) -> NTPDa
 
 
 # A small generative grammar shipped with the package: sentences "DET (ADJ) NOUN VERB DET (ADJ) NOUN ." or
-# "DET (ADJ) NOUN VERB_I .", with word preferences that give same-support contexts different probabilities.
+# "DET (ADJ) NOUN VERB_I .". The category sequence fixes which words can follow (the supports); within a
+# category the word is drawn with base weights times a preference that depends on the two previous tokens
+# (``context_preference``), so contexts with the same support set have genuinely different next-token
+# probabilities — as in real text, where the set of possible next words and their odds are different things.
 GRAMMAR = {
     "DET": {"the": 3, "a": 1},
     "ADJ": {"big": 1, "small": 2},
@@ -116,24 +131,42 @@ GRAMMAR = {
 }
 
 
+def context_preference(prev: tuple, word: str) -> float:
+    """Multiplier of ``word``'s grammar weight after the two tokens ``prev``: 4 when a fixed checksum of
+    (prev, word) is 0 mod 3, else 1 — deterministic and context dependent, never zero (supports unchanged)."""
+    return 4.0 if sum(map(ord, "".join(prev) + word)) % 3 == 0 else 1.0
+
+
 def toy_corpus(sentences: int = 2000, seed: int = 0, p_adj: float = 0.3, p_intransitive: float = 0.3) -> list[str]:
-    """Tokens of ``sentences`` sentences drawn from ``GRAMMAR`` (offline, seeded), '.' ends each sentence."""
+    """Tokens of ``sentences`` sentences drawn from ``GRAMMAR`` (offline, seeded), '.' ends each sentence.
+    P(word | two previous tokens) ∝ GRAMMAR weight × ``context_preference``; ``p_adj`` and ``p_intransitive``
+    are the probabilities of an adjective and of an intransitive verb (each in [0, 1])."""
     rng = np.random.default_rng(integer("seed", seed, 0))
     sentences = integer("sentences", sentences, 1)
+    p_adj = real("p_adj", p_adj, 0.0, 1.0)
+    p_intransitive = real("p_intransitive", p_intransitive, 0.0, 1.0)
+    out: list[str] = [".", "."]
 
     def pick(cat):
-        words, w = zip(*GRAMMAR[cat].items(), strict=True)
-        return words[rng.choice(len(words), p=np.array(w) / sum(w))]
+        words = list(GRAMMAR[cat])
+        w = np.array([GRAMMAR[cat][x] * context_preference(tuple(out[-2:]), x) for x in words])
+        out.append(words[rng.choice(len(words), p=w / w.sum())])
 
     def noun_phrase():
-        return [pick("DET")] + ([pick("ADJ")] if rng.random() < p_adj else []) + [pick("NOUN")]
+        pick("DET")
+        if rng.random() < p_adj:
+            pick("ADJ")
+        pick("NOUN")
 
-    out: list[str] = []
     for _ in range(sentences):
-        out += noun_phrase()
-        out += [pick("VERB_I")] if rng.random() < p_intransitive else [pick("VERB_T")] + noun_phrase()
+        noun_phrase()
+        if rng.random() < p_intransitive:
+            pick("VERB_I")
+        else:
+            pick("VERB_T")
+            noun_phrase()
         out.append(".")
-    return out
+    return out[2:]
 
 
 def ntp_loss(L, data: NTPData) -> float:
@@ -195,3 +228,22 @@ def subspace_collapse(H, groups, r: int) -> dict:
             out["between_projected"] = float(spread / np.linalg.norm(X, axis=0).mean())
     out["ratio"] = out["projected"] / out["unprojected"] if out["unprojected"] > 0 else float("nan")
     return out
+
+
+def collapse_vs_data(H, data: NTPData, r: int) -> dict:
+    """Support-group collapse of context embeddings H (d×m) relative to the raw data: the within/between
+    ratio (``subspace_collapse``: projected within-group spread / spread of group means, top-r subspace) of H
+    and of the contexts' own next-token distributions P (columns p_j); "relative" = ratio_H / ratio_P.
+    A representation that encodes p_j linearly groups contexts like P (relative ≈ 1 or more); below 1 the
+    embeddings gather same-support contexts beyond what their distributions share."""
+    groups = data.support_groups()
+    H = np.asarray(H, dtype=float)
+    if H.ndim != 2 or H.shape[1] != data.m:
+        raise ValueError(f"H has shape {H.shape}, expected (d, m={data.m})")
+
+    def ratio(X):
+        c = subspace_collapse(X, groups, min(r, *X.shape))
+        return c["projected"] / c["between_projected"]
+
+    a, b = ratio(H), ratio(data.P)
+    return {"embeddings": a, "data": b, "relative": a / b}

@@ -4,24 +4,30 @@ import torch
 from torch import nn
 
 from nclab.darex import (
+    METHODS,
     AdamR,
     activation_prune,
     apply_delta,
     dare,
+    evaluate_methods,
     extract_delta,
     from_sparse,
     layer_inputs,
+    local_encoder,
     magnitude_prune,
     output_change,
     output_change_mc,
     output_change_stats,
     per_layer_q,
+    per_layer_q_e,
+    q_e,
     q_grid,
     q_star,
     recommend,
     select_q,
     storage_bytes,
     to_sparse,
+    transfer_pipeline,
 )
 
 
@@ -166,3 +172,70 @@ def test_recommend_paths():
     assert "importance" in recommend(0.99, "large", True, False)
     with pytest.raises(ValueError, match="delta_scale"):
         recommend(0.9, "huge", True, True)
+
+
+def test_q_e_follows_the_official_formula():
+    rng = np.random.default_rng(2)
+    D, X = rng.normal(0.0, 0.01, (6, 30)), rng.normal(1.0, 0.5, (8, 30))
+    p, eta, gamma = 0.95, 0.45, 0.95
+    c = D * X.mean(0)[None, :]
+    phi = (1 - 2 * p) / np.log((1 - p) / p)
+    grid = np.arange(1 - p, 0.9995, 0.001)
+    best = []
+    for i in range(6):  # the per-neuron search written out as a loop (independent of the vectorized one)
+        obj = [abs(eta * (1 - (1 - p) / q) * c[i].sum() + eta**2 * phi * (c[i] ** 2).sum() / (4 * q * q)
+                   + np.log(2 / (1 - gamma))) for q in grid]
+        best.append(grid[int(np.argmin(obj))])
+    assert q_e(D, X, p) == pytest.approx(np.mean(best), abs=1e-12)
+    assert 1 - p <= q_e(D, X, p) <= 0.999
+    qs = per_layer_q_e({"w": torch.as_tensor(D), "b": torch.zeros(6)}, {"w": torch.as_tensor(X)}, p)
+    assert qs["w"] == pytest.approx(q_e(D, X, p)) and qs["b"] == pytest.approx(1 - p)
+    with pytest.raises(ValueError, match="p=0.3 is out of range for q_e"):
+        q_e(D, X, 0.3)
+
+
+def test_adamr_stable_scaling_is_official_form():
+    lin = nn.Linear(4, 2).double()
+    pre = [p.detach().clone() for p in lin.parameters()]
+    opt = AdamR(lin.parameters(), pre, lr=1e-2, reg=1.0, stable=True)
+    assert opt._scale() == 0.0  # no v̂ yet: no decay on the first step
+    x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 2, (8,))
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(lin(x), y).backward()
+        opt.step()
+    v = torch.cat([opt.state[p]["exp_avg_sq"].flatten() / (1 - 0.999 ** float(opt.state[p]["step"]))
+                   for p in lin.parameters()])
+    assert opt._scale() == pytest.approx(float(1 / v.mean().sqrt()))
+
+
+def test_transfer_pipeline_anchors_the_new_head_at_its_own_init():
+    P = transfer_pipeline(seed=0, pre_epochs=5, ft_epochs=2, hidden=16, ft_lr=1e-3, reg=1e3)
+    # lr·λ = 1 resets every weight to its anchor before each Adam step (which moves it by ≈ lr): the backbone
+    # stays at θ_pre, the head at its fresh initialization — far from the old task's head
+    assert max(float((P["ft"][k] - P["pre"][k]).abs().max()) for k in P["delta"]) < 3e-3
+    assert float((P["ft"]["classifier.weight"] - P["pre"]["classifier.weight"]).abs().max()) > 0.05
+    assert set(P["delta"]) and not any(k.startswith("classifier") or k.endswith("bias") for k in P["delta"])
+    n = len(P["train"]) + len(P["val"]) + len(P["test"])
+    assert len(set(P["train"]) | set(P["val"]) | set(P["test"])) == n  # disjoint splits
+    assert int(P["y"][torch.as_tensor(P["test"])].max()) <= 4
+
+
+def test_evaluate_methods_small_pipeline():
+    P = transfer_pipeline(seed=1, pre_epochs=20, ft_epochs=5, hidden=32)
+    res = evaluate_methods(P, [0, 0.9], seeds=1, grid_points=4)
+    assert set(METHODS) <= set(res) and res["p"] == [0, 0.9]
+    for name in METHODS:
+        assert res[name][0] == res["fine-tuned"] and 0 <= res[name][1] <= 1
+    assert res["fine-tuned"] > res["no delta"]  # fine-tuning the backbone helps on the new task
+    assert 0.1 < res["q_labeled"][1] <= 1 and 0.1 < res["q_unlabeled"][1] <= 1
+    with pytest.raises(ValueError, match="p=1.5"):
+        evaluate_methods(P, [1.5])
+
+
+def test_local_encoder_on_empty_or_missing_folder(tmp_path):
+    pytest.importorskip("transformers")
+    model, reason = local_encoder(str(tmp_path))
+    assert model is None and "no saved model" in reason
+    model, reason = local_encoder(str(tmp_path / "missing"))
+    assert model is None and "not a folder" in reason

@@ -7,6 +7,7 @@ from nclab.labels import validate_distributions as validate
 from nclab.nets import ContextMLP, lm_last_layer, train_lm
 from nclab.ntp import (
     NTPData,
+    collapse_vs_data,
     decompose,
     from_tokens,
     in_support_logits,
@@ -104,3 +105,72 @@ def test_lm_fits_toy_corpus_and_groups_by_support():
     assert W.shape == (data.V, 16) and H.shape == (16, data.m)
     col = subspace_collapse(H, data.support_groups(), 5)
     assert col["projected"] < col["between_projected"]
+
+
+def test_impossible_support_requests_raise_instead_of_hanging():
+    with pytest.raises(ValueError, match="patterns=10 is out of range: only 3 distinct support sets"):
+        synthetic(m=20, V=3, patterns=10, support_sizes=(1, 1))
+    assert len(np.unique(synthetic(m=20, V=3, patterns=3, support_sizes=(1, 1)).support_groups())) == 3
+    with pytest.raises(ValueError, match="counts="):
+        synthetic(counts=(4, 1))
+    with pytest.raises(ValueError, match="p_adj=5"):
+        toy_corpus(10, p_adj=5)
+    with pytest.raises(ValueError, match="p_intransitive=-0.1"):
+        toy_corpus(10, p_intransitive=-0.1)
+
+
+def test_data_app_state_never_asks_for_more_supports_than_exist():
+    from nclab.apps.ntp import ntp_data_app, ntp_data_state
+
+    assert "3 support patterns" in ntp_data_state(20, 3, 10, 1, 0)["message"]
+    app = ntp_data_app(m=20, V=3, patterns=10, max_support=1)
+    assert app.controls["patterns"].max == 3 and app.controls["patterns"].value <= 3
+
+
+def test_toy_corpus_same_support_contexts_differ_in_probabilities():
+    data = from_tokens(toy_corpus(2000, seed=0), 2)
+    groups = data.support_groups()
+    tv = [0.5 * np.abs(data.P[:, a] - data.P[:, b]).sum()
+          for g in np.unique(groups) for a in np.flatnonzero(groups == g) for b in np.flatnonzero(groups == g) if a < b]
+    assert max(tv) > 0.2  # not one shared expected distribution per support set
+
+
+def _spread_shrink(data, groups, r):
+    out = []
+    for lam in (1e-3, 1e-7):
+        U, s, Vt = np.linalg.svd(ntp_regularized_optimum(data.P, data.pi, lam), full_matrices=False)
+        out.append(subspace_collapse(np.sqrt(s)[:, None] * Vt, groups, r)["projected"])
+    return out[1] / out[0]
+
+
+def test_subspace_collapse_claim_fails_for_groups_that_ignore_the_supports():
+    data = synthetic(12, 6, 4, (1, 3), (1, 4), seed=0)
+    r = int(np.linalg.matrix_rank(ntp_max_margin(data.S), tol=1e-6))
+    threshold = (1 + np.log(1e3) / np.log(1e7)) / 2  # the notebook's claim
+    assert _spread_shrink(data, data.support_groups(), r) < threshold
+    shuffled = np.random.default_rng(0).permutation(data.support_groups())
+    assert _spread_shrink(data, shuffled, r) > threshold  # broken grouping: nothing collapses
+
+
+def test_gd_projected_spread_shrinks_only_for_support_groups():
+    data = synthetic(12, 6, 4, (1, 3), (1, 4), seed=1)
+    r = int(np.linalg.matrix_rank(ntp_max_margin(data.S), tol=1e-6))
+    shuffled = np.random.default_rng(1).permutation(data.support_groups())
+    run = train_ufm(soft_labels=data.P, weights=data.pi, d=8, lr=1.0, steps=3000, record=100, progress=False,
+                    metrics=lambda W, H: {"true": subspace_collapse(H, data.support_groups(), r)["projected"],
+                                          "shuffled": subspace_collapse(H, shuffled, r)["projected"],
+                                          "orth": np.linalg.norm(decompose(W @ H, data.S)[1])})
+    h = run.history
+    early = int(np.searchsorted(h["step"], 100))
+    threshold = (1 + h["orth"][early] / h["orth"][-1]) / 2
+    assert h["true"][-1] / h["true"][early] < threshold
+    assert h["shuffled"][-1] / h["shuffled"][early] > threshold
+
+
+def test_collapse_vs_data_is_one_for_a_rotation_of_the_data():
+    data = from_tokens(toy_corpus(500, seed=1), 2)
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((data.V, data.V)))[0]
+    rel = collapse_vs_data(Q @ data.P, data, 4)
+    assert rel["relative"] == pytest.approx(1.0, abs=1e-9)  # merely encoding p_j: the claim (< 1) fails
+    with pytest.raises(ValueError, match="H has shape"):
+        collapse_vs_data(np.ones((3, data.m + 1)), data, 2)

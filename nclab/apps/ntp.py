@@ -55,10 +55,11 @@ def ntp_app(data, log10_lam: float = -3.0) -> App:
 
 def ntp_data_state(m: int, V: int, patterns: int, max_support: int, seed: int) -> dict:
     """Pure: a synthetic NTP instance's support pattern and probabilities (contexts sorted by support group)."""
-    from nclab.ntp import synthetic
+    from nclab.ntp import n_supports, synthetic
 
-    patterns = min(patterns, m)
-    data = synthetic(m, V, patterns, (1, min(max_support, V)), (1, 4), seed=seed)
+    max_support = min(max_support, V)
+    patterns = max(1, min(patterns, m, n_supports(V, 1, max_support)))  # never ask for more supports than exist
+    data = synthetic(m, V, patterns, (1, max_support), (1, 4), seed=seed)
     order = np.argsort(data.support_groups(), kind="stable")
     return {"grams": {"support S (words × contexts)": data.S[:, order].astype(float),
                       "next-token probabilities P": data.P[:, order]},
@@ -67,12 +68,22 @@ def ntp_data_state(m: int, V: int, patterns: int, max_support: int, seed: int) -
 
 
 def ntp_data_app(m: int = 20, V: int = 10, patterns: int = 7, max_support: int = 3, seed: int = 0) -> App:
-    """Sliders for the synthetic data model → support and probability heatmaps."""
+    """Sliders for the synthetic data model → support and probability heatmaps. The patterns slider's
+    maximum follows m and the number of support sets that exist (Σ_k C(V, k), k ≤ max |S_j|)."""
     controls = {"m": widgets.IntSlider(value=m, min=2, max=60, description="contexts m"),
                 "V": widgets.IntSlider(value=V, min=3, max=30, description="words V"),
                 "patterns": widgets.IntSlider(value=patterns, min=1, max=20, description="patterns"),
                 "max_support": widgets.IntSlider(value=max_support, min=1, max=6, description="max |S_j|"),
                 "seed": widgets.IntText(value=seed, description="seed")}
-    state = ntp_data_state(m, V, patterns, max_support, seed)
+    from nclab.ntp import n_supports
+
+    def _limit(_=None):
+        c = controls
+        c["patterns"].max = max(1, min(20, c["m"].value, n_supports(c["V"].value, 1, min(c["max_support"].value,
+                                                                                           c["V"].value))))
+    for key in ("m", "V", "max_support"):
+        controls[key].observe(_limit, names="value")
+    _limit()
+    state = ntp_data_state(m, V, controls["patterns"].value, max_support, seed)
     return App(controls, [plots.heatmaps(state["grams"], height=280, zmid=None)], ntp_data_state,
                functools.partial(apply_heatmaps, retitle=True), title="NTP data lab")
