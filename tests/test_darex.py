@@ -4,12 +4,10 @@ import torch
 from torch import nn
 
 from nclab.darex import (
-    METHODS,
     AdamR,
     activation_prune,
     apply_delta,
     dare,
-    evaluate_methods,
     extract_delta,
     from_sparse,
     layer_inputs,
@@ -21,14 +19,13 @@ from nclab.darex import (
     per_layer_q,
     per_layer_q_e,
     q_e,
-    q_grid,
     q_star,
     recommend,
     select_q,
     storage_bytes,
     to_sparse,
-    transfer_pipeline,
 )
+from nclab.darex_pipeline import METHODS, evaluate_methods, q_grid, transfer_pipeline
 
 
 def _delta(seed=0, shape=(50, 40)):
