@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nclab._checks import real
+from nclab._checks import real, short
 from nclab.labels import class_sizes
 
 
@@ -94,8 +94,8 @@ def get_loss(loss):
     """A loss callable from its name (one of ``LOSSES``) or the callable itself."""
     if callable(loss):
         return loss
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r} is unknown: allowed {sorted(LOSSES)} or a callable(logits, y)")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss={short(loss)} is unknown: allowed {sorted(LOSSES)} or a callable(logits, y)")
     return LOSSES[loss]
 
 
