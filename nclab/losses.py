@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from nclab._checks import real, short
+from nclab._threads import configure_threads
 from nclab.labels import class_sizes
+
+configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,10 @@ import numpy as np
 import torch
 
 from nclab._checks import integer, real
+from nclab._threads import configure_threads
 from nclab.frames import orthogonal_frame, simplex_etf
+
+configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
 
 def realize_gram(G, d: int | None = None) -> np.ndarray:
