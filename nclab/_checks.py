@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["MAX_INT", "integer", "real", "array", "short"]
+__all__ = ["MAX_INT", "integer", "real", "array", "tensor", "short"]
 
 # Largest integer accepted where no upper bound is given: 2**53, the largest exactly representable in float64
 # (class sizes, dimensions and counts beyond it overflow int64 arithmetic or float64 sums downstream).
@@ -65,6 +65,22 @@ def array(name: str, value, ndim: int | None = None, *, finite: bool = True, min
     if finite and not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has NaN or infinite entries")
     return a
+
+
+def tensor(name: str, value, ndim: int | None = None, *, labels: bool = False):
+    """Check a torch tensor without copying it: type, ``ndim`` and dtype (floating, or integer for ``labels``).
+    Values are not scanned (NaN propagates to the loss, where the trainers stop with TrainingDiverged)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__} {short(value)}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D tensor, got shape {tuple(value.shape)}")
+    if labels and (value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool):
+        raise TypeError(f"{name} must hold integer class labels (torch.long), got dtype {value.dtype}")
+    if not labels and not value.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
 
 
 def short(value, limit: int = 60) -> str:

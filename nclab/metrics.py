@@ -38,8 +38,8 @@ def class_means(H, y, k: int | None = None) -> np.ndarray:
     """Uncentered class means μ_c = mean_{i: y_i=c} h_i, as columns of a d×k matrix (H: d×n)."""
     H = array("H", H, ndim=2)
     Y = one_hot(y, k)
-    if H.shape[1] != Y.shape[1] or H.shape[1] != Y.shape[1]:
-        raise ValueError(f"H must be d×n with n={Y.shape[1]} columns, got shape {H.shape}")
+    if H.shape[1] != Y.shape[1]:
+        raise ValueError(f"H has {H.shape[1]} columns (examples) but y has {Y.shape[1]} labels: H must be d×n")
     counts = Y.sum(axis=1)
     if np.any(counts == 0):
         raise ValueError(f"class {int(np.flatnonzero(counts == 0)[0])} has no example in y")
