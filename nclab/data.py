@@ -88,6 +88,8 @@ def take_sizes(X, y, sizes, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X)
     if X.ndim < 1 or X.shape[0] == 0:
         raise ValueError(f"X must hold at least one example (rows), got shape {X.shape}")
+    if X.dtype.kind not in "biuf" or (X.dtype.kind == "f" and not np.all(np.isfinite(X))):
+        raise ValueError(f"X must be a numeric array without NaN/inf, got dtype {X.dtype}")
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must be a label vector with one entry per row of X ({X.shape[0]}), got shape {y.shape}")

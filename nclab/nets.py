@@ -138,7 +138,10 @@ def _classification_data(model: nn.Module, X, y) -> tuple[np.ndarray, np.ndarray
 def last_layer(model: MLP, X) -> tuple[np.ndarray, np.ndarray]:
     """(W, H): the classifier weights (k×d) and the penultimate features of X as columns (d×n)."""
     p = next(model.parameters())
-    Xt = torch.as_tensor(np.asarray(X), dtype=p.dtype, device=p.device)
+    X = array("X", X, ndim=2)
+    if X.shape[1] != getattr(model, "in_dim", X.shape[1]):
+        raise ValueError(f"X has {X.shape[1]} columns but the model takes in_dim={model.in_dim} inputs")
+    Xt = torch.as_tensor(X, dtype=p.dtype, device=p.device)
     return model.classifier.weight.cpu().numpy().copy(), model.features(Xt).cpu().numpy().T.copy()
 
 
