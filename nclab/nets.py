@@ -59,6 +59,7 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
     feature_penalty = real("feature_penalty", feature_penalty, 0.0)
     if feature_penalty > 0 and not (hasattr(model, "features") and hasattr(model, "classifier")):
         raise ValueError("feature_penalty > 0 needs a model with .features and .classifier (like nclab.nets.MLP)")
+    momentum = real("momentum", momentum, 0.0, 1.0, hi_open=True)
     seed = integer("seed", seed, 0)
     loss_fn = get_loss(loss)
     X, y = _classification_data(model, X, y)
@@ -73,7 +74,7 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay,
-                              momentum=real("momentum", momentum, 0.0, 1.0, hi_open=True))
+                              momentum=momentum)
     else:
         raise ValueError(f"optimizer={optimizer!r} is unknown: use 'adam' or 'sgd'")
     gen = torch.Generator().manual_seed(seed)
