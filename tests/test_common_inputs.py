@@ -613,7 +613,8 @@ def good(k: int):
     return integer("k", k, 2)
 
 def hangs(k: int):
-    while not (isinstance(k, int) and 2 <= k <= 10**6):  # like an impossible request looping forever
+    k = integer("k", k)
+    while k < 2:  # an impossible request looping forever (as ntp.synthetic did)
         time.sleep(0.01)
     return k
 
@@ -624,7 +625,7 @@ def accepts(k: int):
     return [0] * 3
 
 def raw(sizes):
-    return [1, 2][len(sizes)] + sizes[0]
+    return sizes[0] + sizes[3]  # IndexError for a short list
 
 def vague(lam: float):
     if not lam > 0:
