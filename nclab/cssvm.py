@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real
 from nclab.metrics import step_group_summary
 
 KEYS = ("w_maj_sq", "w_min_sq", "w_maj_maj", "w_min_min", "w_maj_min",
@@ -111,7 +111,9 @@ GAMMA_CURVES = {f"{t}: {name}": (t, key) for t in ("W", "H") for name, key in
 
 def gamma_curves(k: int, R: float, k_min: int, kind: str, gammas) -> dict:
     """The eight curves vs γ (δ_maj/δ_min = R^γ): W and H squared-norm ratio and three cosines."""
-    rows = [step_geometry(k, R, k_min, R**g, kind) for g in np.asarray(gammas, dtype=float)]
+    R = real("R", R, 1.0)
+    gammas = array("gammas", gammas, ndim=1)
+    rows = [step_geometry(k, R, k_min, R**g, kind) for g in gammas]
     return {label: np.array([r[f"{t.lower()}_{key}"] for r in rows]) for label, (t, key) in GAMMA_CURVES.items()}
 
 

@@ -7,8 +7,14 @@ import numpy as np
 from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter
 
-from nclab._checks import integer, real
+from nclab._checks import integer, real, short
 from nclab.labels import class_sizes, step_sizes
+
+__all__ = ["mnist1d_templates", "mnist1d", "digits", "take_sizes", "step_imbalanced", "KeyRecallLanguage",
+           "MNIST1D_MAX_PER_CLASS"]
+
+# mnist1d generates each signal in Python (≈ 0.1 ms): 10^4 per class ≈ 10 s, the most a call may ask for.
+MNIST1D_MAX_PER_CLASS = 10_000
 
 # MNIST-1D digit templates (one 12-point curve per digit), as published with the dataset.
 _TEMPLATES = np.array([
@@ -36,8 +42,8 @@ def mnist1d(n_per_class: int = 500, seed: int = 0, length: int = 40) -> tuple[np
     """MNIST-1D-style signals (n×length) and labels: each template is padded with 36–60 zeros,
     stretched, scaled by 1±0.2, circularly shifted (< 48), filled with smooth noise where zero, plus
     iid noise 0.02, sheared (±0.375), resampled to ``length`` points; finally globally standardized."""
-    n_per_class = integer("n_per_class", n_per_class, 1)
-    length = integer("length", length, 2)
+    n_per_class = integer("n_per_class", n_per_class, 1, MNIST1D_MAX_PER_CLASS)
+    length = integer("length", length, 2, 10_000)
     rng = np.random.default_rng(integer("seed", seed, 0))
     T = mnist1d_templates()
     xs, ys = [], []
@@ -79,14 +85,21 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 def take_sizes(X, y, sizes, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A random subset with exactly sizes[c] examples of class c (classes 0..k−1), shuffled."""
-    X, y = np.asarray(X), np.asarray(y)
+    X = np.asarray(X)
+    if X.ndim < 1 or X.shape[0] == 0:
+        raise ValueError(f"X must hold at least one example (rows), got shape {X.shape}")
+    if X.dtype.kind not in "biuf" or (X.dtype.kind == "f" and not np.all(np.isfinite(X))):
+        raise ValueError(f"X must be a numeric array without NaN/inf, got dtype {X.dtype}")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be a label vector with one entry per row of X ({X.shape[0]}), got shape {y.shape}")
     sizes = class_sizes(sizes)
     rng = np.random.default_rng(integer("seed", seed, 0))
     idx = []
     for c, m in enumerate(sizes):
         pool = np.flatnonzero(y == c)
         if m > pool.size:
-            raise ValueError(f"class_sizes[{c}]={m} exceeds the {pool.size} examples of class {c} available")
+            raise ValueError(f"class_sizes[{c}]={m} exceeds the {pool.size} examples of class {c} available in y")
         idx.append(rng.choice(pool, size=m, replace=False))
     idx = rng.permutation(np.concatenate(idx))
     return X[idx], y[idx]
@@ -96,15 +109,28 @@ def step_imbalanced(source: str = "digits", k: int = 10, R: float = 10, k_min: i
                     n_min: int = 10, seed: int = 0, test_per_class: int = 0):
     """Step-imbalanced train split of ``source`` ("digits" or "mnist1d"): classes 0..k−1, the first
     k−k_min of size R·n_min. With ``test_per_class`` > 0 also returns a balanced held-out split."""
+    if source not in ("digits", "mnist1d"):
+        raise ValueError(f"source={short(source)} is unknown: use 'digits' or 'mnist1d'")
     k = integer("k", k, 2, 10)
     sizes = step_sizes(k, real("R", R, 1.0), k_min, n_min)
     test_per_class = integer("test_per_class", test_per_class, 0)
+    seed = integer("seed", seed, 0)
     if source == "digits":
         X, y = digits()
-    elif source == "mnist1d":
-        X, y = mnist1d(int(sizes.max()) + test_per_class, seed=seed)
+        available = np.bincount(y, minlength=10)[:k]
     else:
-        raise ValueError(f"source={source!r} is unknown: use 'digits' or 'mnist1d'")
+        available = np.full(k, MNIST1D_MAX_PER_CLASS)
+    need = sizes + test_per_class
+    if np.any(need > available):
+        c = int(np.argmax(need - available))
+        what = f"the {available[c]} examples of class {c} in {source!r}"
+        if sizes[c] > available[c]:
+            raise ValueError(f"R·n_min={sizes[c]} training examples of class {c} (R={R}, n_min={n_min}) exceed {what}:"
+                             " lower R or n_min")
+        raise ValueError(f"test_per_class={test_per_class} plus {sizes[c]} training examples exceeds {what}: "
+                         f"allowed test_per_class <= {int(np.min(available - sizes))}")
+    if source == "mnist1d":
+        X, y = mnist1d(int(sizes.max()) + test_per_class, seed=seed)
     keep = y < k
     X, y = X[keep], y[keep]
     rng = np.random.default_rng(seed)

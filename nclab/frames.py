@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclab._checks import integer
+from nclab._checks import array, integer
 from nclab.labels import centering, class_sizes
 
 
@@ -41,10 +41,19 @@ class Geometry:
 
 
 def psd_sqrt(A: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square root A^{1/2} via eigh (eigenvalues below 1e-12·max are round-off: 0)."""
-    A = (np.asarray(A, dtype=float) + np.asarray(A, dtype=float).T) / 2
-    vals, vecs = np.linalg.eigh(A)
-    tol = 1e-12 * max(float(np.abs(vals).max()), 1e-300)
+    """Symmetric PSD square root A^{1/2} via eigh. Eigenvalues within −1e-10·max|λ| of 0 are round-off
+    (set to 0); a more negative one, or an asymmetric / non-square / non-finite A, raises ValueError."""
+    A = array("A", A, ndim=2)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix, got shape {A.shape}")
+    scale = max(float(np.abs(A).max()), 1e-300)
+    if np.abs(A - A.T).max() > 1e-10 * scale:
+        raise ValueError(f"A must be symmetric: max |A − Aᵀ| = {np.abs(A - A.T).max():.3g}")
+    vals, vecs = np.linalg.eigh((A + A.T) / 2)
+    tol = 1e-10 * max(float(np.abs(vals).max()), 1e-300)
+    if vals[0] < -tol:
+        raise ValueError(f"A is not positive semidefinite: smallest eigenvalue {vals[0]:.6g} < 0 "
+                         f"(tolerance −{tol:.3g} = −1e-10·max|λ|)")
     vals = np.where(vals > tol, vals, 0.0)
     return (vecs * np.sqrt(vals)) @ vecs.T
 

@@ -12,8 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nclab._checks import real
+from nclab._checks import array, real, short, tensor
+from nclab._threads import configure_threads
 from nclab.labels import class_sizes
+
+configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -34,9 +37,12 @@ class LogitAdjustedCE:
     name: str = "ce"
 
     def __post_init__(self):
-        sizes = {len(v) for v in (self.omega, self.Delta, self.iota, self.delta) if v is not None}
-        if len(sizes) > 1:
-            raise ValueError(f"loss parameters have different lengths {sorted(sizes)}: all must equal k")
+        for field in ("omega", "Delta", "iota", "delta"):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, array(field, getattr(self, field), ndim=1, finite=False, min_size=2))
+        given = {f: len(getattr(self, f)) for f in ("omega", "Delta", "iota", "delta") if getattr(self, f) is not None}
+        if len(set(given.values())) > 1:
+            raise ValueError(f"loss parameters have different lengths {given}: all must have k entries")
         for field in ("omega", "Delta", "delta"):
             v = getattr(self, field)
             if v is not None and (not np.all(np.isfinite(v)) or np.any(np.asarray(v) <= 0)):
@@ -76,7 +82,7 @@ def make_loss(kind: str, sizes, gamma: float = 0.0, tau: float = 1.0) -> LogitAd
     "ce"; "wce" (ω ∝ 1/π, mean 1); "la" (ι = τ log π); "cdt" (Δ = r); "ldt" (δ = r); "vs" (Δ = r, ι = τ log π)."""
     sizes = class_sizes(sizes).astype(float)
     gamma = real("gamma", gamma, -10.0, 10.0)
-    tau = real("tau", tau)
+    tau = real("tau", tau, 0.0, 10.0)
     r = (sizes / sizes.min()) ** gamma
     r = r / r.mean()
     pi = sizes / sizes.sum()
@@ -94,14 +100,21 @@ def get_loss(loss):
     """A loss callable from its name (one of ``LOSSES``) or the callable itself."""
     if callable(loss):
         return loss
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r} is unknown: allowed {sorted(LOSSES)} or a callable(logits, y)")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss={short(loss)} is unknown: allowed {sorted(LOSSES)} or a callable(logits, y)")
     return LOSSES[loss]
 
 
-def _check_shapes(logits: torch.Tensor, y: torch.Tensor) -> None:
-    if logits.ndim != 2 or y.ndim != 1 or logits.shape[0] != y.shape[0]:
-        raise ValueError(f"logits must be n×k and y length n; got {tuple(logits.shape)} and {tuple(y.shape)}")
+def _check_shapes(logits: torch.Tensor, y: torch.Tensor, name: str = "logits") -> None:
+    """logits/features: float n×k tensor; y: integer labels (n,) in 0..k−1 (for logits) or ≥ 0 (features)."""
+    tensor(name, logits, 2)
+    tensor("y", y, 1, labels=True)
+    if logits.shape[0] != y.shape[0] or y.shape[0] == 0:
+        raise ValueError(f"{name} must be n×k and y of length n >= 1; got {tuple(logits.shape)} and {tuple(y.shape)}")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or (name == "logits" and hi >= logits.shape[1]):
+        raise ValueError(f"y holds labels {lo}..{hi}: allowed 0..{logits.shape[1] - 1} for {name} with k="
+                         f"{logits.shape[1]} columns" if name == "logits" else f"y holds a negative label {lo}")
 
 
 def supcon(features: torch.Tensor, y: torch.Tensor, tau: float, anchors: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,8 +123,10 @@ def supcon(features: torch.Tensor, y: torch.Tensor, tau: float, anchors: torch.T
     Anchors without an in-batch positive contribute 0 (they still act as negatives). SupContrast's loss
     is this divided by the number of anchors and multiplied by τ/τ_base. ``anchors`` (bool, n) restricts
     which rows act as anchors (default: all)."""
-    _check_shapes(features, y)
+    _check_shapes(features, y, "features")
     tau = real("tau", tau, 0.0, lo_open=True)
+    if anchors is not None and (not isinstance(anchors, torch.Tensor) or anchors.shape != y.shape):
+        raise ValueError(f"anchors must be a bool tensor of shape {tuple(y.shape)} (one flag per row)")
     n = features.shape[0]
     S = features @ features.T / tau
     eye = torch.eye(n, dtype=torch.bool, device=features.device)

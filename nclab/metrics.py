@@ -5,34 +5,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from nclab._checks import integer
+from nclab._checks import array, integer, real
 from nclab.frames import Geometry, etf_geometry, geometry_from_class_logits
 from nclab.labels import one_hot, sel_matrix, sizes_of
+
+__all__ = ["normalized", "gram_distance", "class_means", "group_stats", "nc1", "summary", "class_mean_gram",
+           "of_distance", "centered_etf_distance", "step_group_summary"]
 
 
 def normalized(A) -> np.ndarray:
     """A/‖A‖_F (raises on the zero matrix, whose direction is undefined)."""
-    A = np.asarray(A, dtype=float)
+    return _normalized("A", A)
+
+
+def _normalized(name: str, A) -> np.ndarray:
+    A = array(name, A)
     nrm = np.linalg.norm(A)
     if not np.isfinite(nrm) or nrm == 0:
-        raise ValueError(f"cannot normalize a matrix with Frobenius norm {nrm}")
+        raise ValueError(f"{name} has Frobenius norm {nrm}: its direction A/‖A‖ is undefined")
     return A / nrm
 
 
 def gram_distance(A, B) -> float:
     """‖A/‖A‖_F − B/‖B‖_F‖_F ∈ [0, 2]: compares geometries up to scale (A, B same shape)."""
-    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    A, B = array("A", A), array("B", B)
     if A.shape != B.shape:
         raise ValueError(f"shapes differ: A {A.shape} vs B {B.shape}")
-    return float(np.linalg.norm(normalized(A) - normalized(B)))
+    return float(np.linalg.norm(_normalized("A", A) - _normalized("B", B)))
 
 
 def class_means(H, y, k: int | None = None) -> np.ndarray:
     """Uncentered class means μ_c = mean_{i: y_i=c} h_i, as columns of a d×k matrix (H: d×n)."""
-    H = np.asarray(H, dtype=float)
+    H = array("H", H, ndim=2)
     Y = one_hot(y, k)
-    if H.ndim != 2 or H.shape[1] != Y.shape[1]:
-        raise ValueError(f"H must be d×n with n={Y.shape[1]} columns, got shape {H.shape}")
+    if H.shape[1] != Y.shape[1]:
+        raise ValueError(f"H has {H.shape[1]} columns (examples) but y has {Y.shape[1]} labels: H must be d×n")
     counts = Y.sum(axis=1)
     if np.any(counts == 0):
         raise ValueError(f"class {int(np.flatnonzero(counts == 0)[0])} has no example in y")
@@ -42,10 +49,14 @@ def class_means(H, y, k: int | None = None) -> np.ndarray:
 def group_stats(G, majority) -> dict:
     """From a k×k Gram: mean ‖·‖² ratio majority/minority and mean cosines maj–maj, min–min, maj–min.
     A within-group cosine is NaN when that group has a single class (it is undefined)."""
-    G = np.asarray(G, dtype=float)
-    maj = np.asarray(majority, dtype=bool)
-    if maj.shape != (G.shape[0],) or maj.all() or not maj.any():
-        raise ValueError("majority must be a boolean mask of length k with both groups non-empty")
+    G = array("G", G, ndim=2)
+    if G.shape[0] != G.shape[1] or G.shape[0] < 2:
+        raise ValueError(f"G must be a k×k Gram matrix with k >= 2, got shape {G.shape}")
+    if np.any(np.diag(G) <= 0):
+        raise ValueError(f"G must have a positive diagonal (squared norms), got {np.diag(G).tolist()}")
+    maj = np.asarray(majority)
+    if maj.dtype != bool or maj.shape != (G.shape[0],) or maj.all() or not maj.any():
+        raise ValueError(f"majority must be a boolean mask of length k={G.shape[0]} with both groups non-empty")
     nrm = np.sqrt(np.diag(G))
     C = G / np.outer(nrm, nrm)
 
@@ -63,10 +74,13 @@ def group_stats(G, majority) -> dict:
 
 
 def nc1(H, y, k: int | None = None) -> float:
-    """NC1 = tr(Σ_W Σ_B^†)/k with Σ_W the within-class and Σ_B the between-class covariance."""
-    H = np.asarray(H, dtype=float)
+    """NC1 = tr(Σ_W Σ_B^†)/k with Σ_W the within-class and Σ_B the between-class covariance
+    (undefined, so ValueError, with fewer than 2 classes)."""
     mu = class_means(H, y, k)
-    y = np.asarray(y)
+    if mu.shape[1] < 2:
+        raise ValueError("y has a single class: NC1 (within- vs between-class spread) needs at least 2 classes")
+    H = np.asarray(H, dtype=float)
+    y = np.asarray(y).astype(np.int64)
     centred = H - mu[:, y]
     Sw = centred @ centred.T / H.shape[1]
     B = mu - mu.mean(axis=1, keepdims=True)
@@ -78,10 +92,14 @@ def summary(W, H, y, reference: Geometry | None = None) -> dict:
     """Distances of (W: k×d, H: d×n, labels y) to a reference geometry (default SELI) and the ETF:
     d_W on W Wᵀ, d_H on the k×k class-mean Gram (class level), d_Z on W H vs Ẑ = P Y (sample level);
     plus norm ratios / cosines (majority = classes larger than the smallest) and NC1."""
-    W = np.asarray(W, dtype=float)
-    H = np.asarray(H, dtype=float)
-    k = integer("k", W.shape[0], 2)
+    W = array("W", W, ndim=2)
+    H = array("H", H, ndim=2)
+    if W.shape[0] < 2 or W.shape[1] != H.shape[0]:
+        raise ValueError(f"W must be k×d with k >= 2 and H d×n with the same d: got W {W.shape}, H {H.shape}")
+    k = W.shape[0]
     sizes = sizes_of(y, k)
+    if reference is not None and (not isinstance(reference, Geometry) or reference.k != k):
+        raise ValueError(f"reference must be a Geometry with k={k} classes, got {type(reference).__name__}")
     # SELI = the min-norm factorization of the class logits P (core formula; nclab.seli checks it independently)
     ref = geometry_from_class_logits(np.eye(k) - 1.0 / k, sizes) if reference is None else reference
     etf = etf_geometry(sizes)
@@ -123,7 +141,15 @@ def centered_etf_distance(H, y, k: int | None = None) -> float:
 def step_group_summary(entries: dict, k_maj: int, k_min: int) -> dict:
     """Add to step-imbalance Gram entries ({w,h}_{maj_sq, min_sq, maj_maj, min_min, maj_min}) the squared-norm
     ratio and the maj–maj / min–min / maj–min cosines (NaN for a group with one class)."""
+    k_maj, k_min = integer("k_maj", k_maj, 1), integer("k_min", k_min, 1)
+    need = [f"{t}_{key}" for t in "wh" for key in ("maj_sq", "min_sq", "maj_maj", "min_min", "maj_min")]
+    if not isinstance(entries, dict) or any(key not in entries for key in need):
+        raise ValueError(f"entries must be a dict with keys {need}")
     out = dict(entries)
+    for key in need:
+        out[key] = real(f"entries[{key!r}]", out[key])
+    for key in ("w_maj_sq", "w_min_sq", "h_maj_sq", "h_min_sq"):
+        real(f"entries[{key!r}]", out[key], 0.0, lo_open=True)
     for t in "wh":
         maj, mn = out[f"{t}_maj_sq"], out[f"{t}_min_sq"]
         out[f"{t}_sq_ratio"] = maj / mn

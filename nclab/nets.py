@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real, short
 from nclab.losses import get_loss
 from nclab.ufm import TrainingDiverged, resolve_device
 
@@ -27,9 +27,10 @@ class MLP(nn.Module):
             self._build(in_dim, k, hidden, depth, feat_dim)
 
     def _build(self, in_dim, k, hidden, depth, feat_dim) -> None:
-        in_dim, k = integer("in_dim", in_dim, 1), integer("k", k, 2)
-        hidden, depth = integer("hidden", hidden, 1), integer("depth", depth, 1)
-        feat_dim = integer("feat_dim", feat_dim, k - 1)
+        in_dim, k = integer("in_dim", in_dim, 1, 10**6), integer("k", k, 2, 10**6)
+        hidden, depth = integer("hidden", hidden, 1, 10**5), integer("depth", depth, 1, 100)
+        feat_dim = integer("feat_dim", feat_dim, k - 1, 10**5)
+        self.in_dim, self.k = in_dim, k
         layers, width = [], in_dim
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
@@ -50,23 +51,30 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
     batch by default; ``feature_penalty`` adds (λ_h/2)·mean_i ‖h(x_i)‖², the UFM's feature ridge
     (needs ``model.features``). Returns the history {"epoch", "loss", "train_error"}; stops with
     ``TrainingDiverged`` on a non-finite loss."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module (e.g. nclab.nets.MLP), got {type(model).__name__}")
     epochs = integer("epochs", epochs, 1)
     lr = real("lr", lr, 0.0, lo_open=True)
     weight_decay = real("weight_decay", weight_decay, 0.0)
     feature_penalty = real("feature_penalty", feature_penalty, 0.0)
-    torch.manual_seed(integer("seed", seed, 0))
+    if feature_penalty > 0 and not (hasattr(model, "features") and hasattr(model, "classifier")):
+        raise ValueError("feature_penalty > 0 needs a model with .features and .classifier (like nclab.nets.MLP)")
+    momentum = real("momentum", momentum, 0.0, 1.0, hi_open=True)
+    seed = integer("seed", seed, 0)
+    loss_fn = get_loss(loss)
+    X, y = _classification_data(model, X, y)
+    torch.manual_seed(seed)
     dev = resolve_device(device)
     model.to(dev, torch.float64)
-    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=dev)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
+    Xt = torch.as_tensor(X, dtype=torch.float64, device=dev)
+    yt = torch.as_tensor(y, dtype=torch.long, device=dev)
     n = yt.numel()
     bs = n if batch_size is None else integer("batch_size", batch_size, 1, n)
-    loss_fn = get_loss(loss)
     if optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay,
-                              momentum=real("momentum", momentum, 0.0, 1.0, hi_open=True))
+                              momentum=momentum)
     else:
         raise ValueError(f"optimizer={optimizer!r} is unknown: use 'adam' or 'sgd'")
     gen = torch.Generator().manual_seed(seed)
@@ -96,11 +104,45 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
     return hist
 
 
+def _classification_data(model: nn.Module, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (X: n×in_dim finite, y: n labels in 0..k−1) against the model; errors name X, y or model."""
+    X = array("X", X, ndim=2)
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind not in "iuf" or y_arr.ndim != 1:
+        raise ValueError(f"y must be a 1-D vector of integer class labels, got {short(y)}")
+    if y_arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y_arr.shape[0]} labels: one label per row")
+    if not np.all(np.isfinite(y_arr)) or np.any(y_arr < 0) or np.any(y_arr != np.round(y_arr)):
+        raise ValueError(f"y={short(y)} must hold non-negative integer class labels")
+    in_dim = getattr(model, "in_dim", None)
+    if in_dim is not None and X.shape[1] != in_dim:
+        raise ValueError(f"X has {X.shape[1]} columns but the model takes in_dim={in_dim} inputs")
+    k = getattr(model, "k", None)
+    if k is None:  # any other module: one probe forward tells its input width and number of outputs
+        p = next(model.parameters(), None)
+        probe = torch.as_tensor(X[:1], dtype=torch.float64 if p is None else p.dtype,
+                                device=None if p is None else p.device)
+        try:
+            with torch.no_grad():
+                out = model(probe)
+        except RuntimeError as err:
+            raise ValueError(f"the model cannot take X with {X.shape[1]} columns: {str(err).splitlines()[0]}") from None
+        if out.ndim != 2:
+            raise ValueError(f"the model must map X (n×d) to n×k logits, got output shape {tuple(out.shape)}")
+        k = out.shape[1]
+    if y_arr.max() >= k:
+        raise ValueError(f"y contains class {int(y_arr.max())} but the model has k={k} outputs (labels 0..{k - 1})")
+    return X, y_arr.astype(np.int64)
+
+
 @torch.no_grad()
 def last_layer(model: MLP, X) -> tuple[np.ndarray, np.ndarray]:
     """(W, H): the classifier weights (k×d) and the penultimate features of X as columns (d×n)."""
     p = next(model.parameters())
-    Xt = torch.as_tensor(np.asarray(X), dtype=p.dtype, device=p.device)
+    X = array("X", X, ndim=2)
+    if X.shape[1] != getattr(model, "in_dim", X.shape[1]):
+        raise ValueError(f"X has {X.shape[1]} columns but the model takes in_dim={model.in_dim} inputs")
+    Xt = torch.as_tensor(X, dtype=p.dtype, device=p.device)
     return model.classifier.weight.cpu().numpy().copy(), model.features(Xt).cpu().numpy().T.copy()
 
 

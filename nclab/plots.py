@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from nclab._checks import integer, real
+
 # JupyterLab renders the mimetype; exported HTML pages (``nclab run``) get a loader for plotly.js.
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 
@@ -47,6 +49,10 @@ def template() -> str:
 
 def heatmaps(mats: dict[str, np.ndarray], height: int = 300, zmid: float | None = 0.0) -> go.Figure:
     """One row of heatmaps (titles = dict keys), rows drawn top-down, shared diverging colour scale."""
+    if not isinstance(mats, dict) or not mats:
+        raise ValueError(f"mats must be a non-empty dict title → matrix, got {type(mats).__name__}")
+    zmid = None if zmid is None else real("zmid", zmid)
+    height = integer("height", height, 50, 10_000)
     names = list(mats)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     for i, name in enumerate(names, start=1):
@@ -61,6 +67,9 @@ def curves(x, series: dict[str, np.ndarray], *, xlabel: str = "", ylabel: str = 
            log_y: bool = False, dash: dict[str, str] | None = None, height: int = 320,
            title: str = "") -> go.Figure:
     """Lines y(x) for each named series (NaN points are gaps); optional per-series dash style."""
+    if not isinstance(series, dict):
+        raise ValueError(f"series must be a dict name → values, got {type(series).__name__}")
+    height = integer("height", height, 50, 10_000)
     fig = go.Figure()
     for name, y in series.items():
         fig.add_trace(go.Scatter(x=np.asarray(x), y=np.asarray(y, dtype=float), mode="lines", name=name,

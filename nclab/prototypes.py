@@ -11,25 +11,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real, tensor
+from nclab._threads import configure_threads
 from nclab.frames import orthogonal_frame, simplex_etf
+
+configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
 
 def realize_gram(G, d: int | None = None) -> np.ndarray:
     """Unit vectors (k×d rows) with Gram G: G must be symmetric PSD with unit diagonal, d ≥ k."""
-    G = np.asarray(G, dtype=float)
-    if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] < 2:
-        raise ValueError(f"gram must be a square k×k matrix with k >= 2, got shape {G.shape}")
+    G = array("G", G, ndim=2, min_size=0)
+    if G.shape[0] != G.shape[1] or G.shape[0] < 2:
+        raise ValueError(f"G must be a square k×k Gram matrix with k >= 2, got shape {G.shape}")
+    if not np.all(np.isfinite(G)):
+        raise ValueError("G has NaN or infinite entries")
     k = G.shape[0]
-    d = k if d is None else integer("d", d, k)
+    d = k if d is None else integer("d", d, k, 10**6)
     if not np.allclose(G, G.T, atol=1e-10):
-        raise ValueError("gram must be symmetric")
+        raise ValueError("G must be symmetric")
     if not np.allclose(np.diag(G), 1.0, atol=1e-8):
         diag = np.diag(G).round(6).tolist()
-        raise ValueError(f"gram must have unit diagonal (unit-norm prototypes), got diagonal {diag}")
+        raise ValueError(f"G must have unit diagonal (unit-norm prototypes), got diagonal {diag}")
     vals, vecs = np.linalg.eigh((G + G.T) / 2)
     if vals.min() < -1e-8:
-        raise ValueError(f"gram is not positive semidefinite: smallest eigenvalue {vals.min():.3g} < 0")
+        raise ValueError(f"G is not positive semidefinite: smallest eigenvalue {vals.min():.3g} < 0")
     V = vecs * np.sqrt(np.clip(vals, 0, None))
     W = np.zeros((k, d))
     W[:, :k] = V
@@ -41,13 +46,19 @@ PRESETS = {"etf": simplex_etf, "of": orthogonal_frame}
 
 def prototype_set(kind: str, k: int, d: int | None = None, gram=None) -> np.ndarray:
     """Prototype rows (k×d): "etf" (simplex ETF), "of" (orthonormal), "gram" (the given Gram)."""
-    k = integer("k", k, 2)
+    k = integer("k", k, 2, 10**6)
     if kind == "gram":
         if gram is None:
             raise ValueError("kind='gram' needs gram=<k×k matrix>")
-        if np.shape(gram)[0] != k:
-            raise ValueError(f"gram has {np.shape(gram)[0]} rows but k={k}")
-        return realize_gram(gram, d)
+        gram = array("gram", gram, ndim=2)
+        if gram.shape[0] != k:
+            raise ValueError(f"gram has {gram.shape[0]} rows but k={k}")
+        try:
+            return realize_gram(gram, d)
+        except ValueError as err:
+            raise ValueError(f"gram: {err}") from None
+    if gram is not None:
+        raise ValueError(f"gram is used only with kind='gram' (got kind={kind!r}): drop gram or set kind='gram'")
     if kind not in PRESETS:
         raise ValueError(f"kind={kind!r} is unknown: use 'etf', 'of' or 'gram'")
     return realize_gram(PRESETS[kind](k), d)
@@ -67,8 +78,8 @@ class ProtoSupCon:
     def __post_init__(self):
         integer("n_w", self.n_w, 0)
         real("tau", self.tau, 0.0, lo_open=True)
-        P = np.asarray(self.prototypes, dtype=float)
-        if P.ndim != 2 or not np.allclose(np.linalg.norm(P, axis=1), 1.0, atol=1e-8):
+        P = array("prototypes", self.prototypes, ndim=2)
+        if not np.allclose(np.linalg.norm(P, axis=1), 1.0, atol=1e-8):
             raise ValueError("prototypes must be a k×d array of unit-norm rows")
 
     def __call__(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,7 +115,15 @@ class ProtoSupCon:
 
 def fixed_classifier_ce(features: torch.Tensor, y: torch.Tensor, prototypes, tau: float) -> torch.Tensor:
     """The n_w → ∞ limit: Σ_i CE(W h_i/τ; y_i) with W the prototype rows (sum over samples)."""
-    Wt = torch.as_tensor(np.asarray(prototypes), dtype=features.dtype, device=features.device)
+    tensor("features", features, 2)
+    tensor("y", y, 1, labels=True)
+    W = _prototypes(prototypes)
+    if W.shape[1] != features.shape[1] or y.shape[0] != features.shape[0]:
+        raise ValueError(f"features must be n×d with d={W.shape[1]} (the prototypes' dimension) and y of length n: "
+                         f"got features {tuple(features.shape)}, y {tuple(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= W.shape[0]):
+        raise ValueError(f"y must hold labels 0..{W.shape[0] - 1} (one per prototype)")
+    Wt = torch.as_tensor(W, dtype=features.dtype, device=features.device)
     tau = real("tau", tau, 0.0, lo_open=True)
     return torch.nn.functional.cross_entropy(features @ Wt.T / tau, y, reduction="sum")
 
@@ -114,7 +133,7 @@ def ce_limit_embeddings(prototypes, tau: float, nonneg: bool = False, iters: int
     backtracking on each class (k×d rows). The limit decouples over samples: imbalance plays no role."""
     from nclab.ufm import project_sphere
 
-    W = torch.as_tensor(np.asarray(prototypes, dtype=float))
+    W = torch.as_tensor(_prototypes(prototypes))
     k = W.shape[0]
     tau = real("tau", tau, 0.0, lo_open=True)
     y = torch.arange(k)
@@ -129,7 +148,7 @@ def ce_limit_embeddings(prototypes, tau: float, nonneg: bool = False, iters: int
             cand = project_sphere(H - s * g, nonneg)
             diff = cand - H
             if float(torch.nn.functional.cross_entropy(cand @ W.T / tau, y, reduction="sum")) <= \
-                    float(f) + float((g * diff).sum()) + float(diff.square().sum()) / (2 * s):
+                    float(f.detach()) + float((g * diff).sum()) + float(diff.square().sum()) / (2 * s):
                 break
             s /= 2
         step = s
@@ -138,3 +157,11 @@ def ce_limit_embeddings(prototypes, tau: float, nonneg: bool = False, iters: int
             break
         H = cand
     return H.numpy()
+
+
+def _prototypes(prototypes) -> np.ndarray:
+    """Prototype rows (k×d, k >= 2, finite) as a float array; errors name ``prototypes``."""
+    W = array("prototypes", prototypes, ndim=2)
+    if W.shape[0] < 2:
+        raise ValueError(f"prototypes must be k×d with k >= 2 rows, got shape {W.shape}")
+    return W
