@@ -16,6 +16,9 @@ import torch
 from torch import nn
 
 from nclab._checks import integer, real
+from nclab._threads import configure_threads
+
+configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
 
 # ---------------------------------------------------------------- models
