@@ -207,3 +207,15 @@ def test_batched_soft_labels_equal_train_ufm():
 def test_batched_bad_inputs(runs, match):
     with pytest.raises(ValueError, match=match):
         train_ufm_batched(runs, d=3, steps=5, progress=False)
+
+
+def test_sphere_ufm_runs_without_torch_warnings():
+    import warnings
+
+    from nclab.losses import SupCon
+    from nclab.ufm import train_sphere_ufm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = train_sphere_ufm(labels_from_sizes([3, 3, 2]), d=4, loss=SupCon(1.0), epochs=3, progress=False)
+    assert run.epochs_done == 3
