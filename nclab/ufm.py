@@ -18,7 +18,7 @@ from nclab.frames import Geometry
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.losses import get_loss
 from nclab.metrics import centered_etf_distance, nc1, of_distance, summary
-from nclab.ufm_kernels import Family, family, loss_and_grad, soft_family
+from nclab.ufm_kernels import Family, batch_order, family, loss_and_grad, soft_family
 
 
 class TrainingDiverged(RuntimeError):
@@ -141,15 +141,6 @@ def _check_objective(value: float, first: float, step: int, lr: float) -> None:
                                f"lower the learning rate (try lr={lr / 10:g})")
 
 
-def _batch_order(step: int, bs: int, n: int, order, perm_gen):
-    """Index of the mini-batch of ``step`` (a fresh permutation each epoch) and the current order."""
-    pos = ((step - 1) * bs) % n
-    if pos + bs > n or step == 1:
-        order = torch.randperm(n, generator=perm_gen)
-        pos = 0
-    return order[pos:pos + bs], order
-
-
 def _train_numpy(*args, **kwargs) -> UFMResult:
     """Full-batch / mini-batch GD with the analytic CE-family gradient (numpy, CPU)."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -194,7 +185,7 @@ def _numpy_loop(W, H, y, fam: Family, *, lam, lr, steps, bs, n, tol, seed, histo
                     gH += lam * H
                     value += lam / 2 * (np.vdot(W, W) + np.vdot(H, H))
             else:
-                idx, order = _batch_order(step, bs, n, order, perm_gen)
+                idx, order = batch_order(step, bs, n, order, perm_gen)
                 idx = idx.numpy()
                 Hb = H[:, idx]
                 w_b = fam.omega[idx] / bs
@@ -263,7 +254,7 @@ def _train_autograd(W, H, y, yt, loss_fn, *, lam, lr, steps, bs, n, tol, seed, h
             if bs == n:
                 obj = loss_fn((W @ H).T, yt) + lam / 2 * (W.square().sum() + H.square().sum())
             else:
-                idx, order = _batch_order(step, bs, n, order, perm_gen)
+                idx, order = batch_order(step, bs, n, order, perm_gen)
                 idx = idx.to(W.device)
                 Hb = H[:, idx]
                 obj = (loss_fn((W @ Hb).T, yt[idx]) + lam / 2 * W.square().sum()

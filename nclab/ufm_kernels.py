@@ -46,6 +46,15 @@ def family(loss, y: np.ndarray, k: int) -> Family | None:
     return None
 
 
+def batch_order(step: int, bs: int, n: int, order, perm_gen):
+    """Index of the mini-batch of ``step`` (a fresh permutation each epoch) and the current order."""
+    pos = ((step - 1) * bs) % n
+    if pos + bs > n or step == 1:
+        order = torch.randperm(n, generator=perm_gen)
+        pos = 0
+    return order[pos:pos + bs], order
+
+
 def soft_family(P: np.ndarray, pi: np.ndarray) -> Family:
     """Soft labels: Σ_i π_i Σ_z P_zi (−log softmax(z_i)_z)."""
     return Family(np.asarray(P, float), np.asarray(pi, float), None, None, False)
