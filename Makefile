@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test browser clean
+.PHONY: run test browser clean bench
 
 $(BIN)/nclab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	    || echo "could not install chromium: the browser tests will be skipped"; \
 	else echo "chromium not found (sudo apt-get install chromium): the browser tests will be skipped"; fi
+
+# Speed measurements (ratios against an in-process baseline + peak memory); never part of `make test`.
+bench: $(BIN)/nclab
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) results

@@ -9,34 +9,48 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
+from nclab import solvers
 from nclab._checks import real
-from nclab.frames import Geometry, geometry_from_class_logits
-from nclab.labels import class_sizes
+from nclab.frames import Geometry, checked_sizes, geometry_from_class_logits
 from nclab.losses import LogitAdjustedCE
 
-_SOLVER_OPTS = {"solver": cp.CLARABEL, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+_METHODS = ("auto", "full")
 
 
-def nuclear_svm(sizes) -> np.ndarray:
-    """NN-SVM: argmin_M ‖M N^{1/2}‖_* s.t. M_cc − M_c'c ≥ 1 (c' ≠ c). Returns the k×k class logits."""
+def _method(method: str) -> str:
+    if method not in _METHODS:
+        raise ValueError(f"method={method!r} is not allowed: use 'auto' (symmetry-reduced program) or 'full' "
+                         "(the k×k program, slow above k ≈ 30; the reference in tests)")
+    return method
+
+
+class_sizes = checked_sizes  # class sizes, rejecting values that overflow
+
+
+def nuclear_svm(sizes, method: str = "auto") -> np.ndarray:
+    """NN-SVM: argmin_M ‖M N^{1/2}‖_* s.t. M_cc − M_c'c ≥ 1 (c' ≠ c). Returns the k×k class logits.
+    ``method``: "auto" solves the symmetry-reduced program (``nclab.solvers``; classes of equal size are
+    interchangeable, so k = 1000 step-imbalanced classes is a 2-group program), "full" the k×k program."""
     sizes = class_sizes(sizes)
-    return _margin_svm(sizes, np.ones(sizes.size), np.ones(sizes.size))
+    return _margin_svm(sizes, np.ones(sizes.size), np.ones(sizes.size), _method(method))
 
 
-def cs_svm(sizes, delta, kind: str = "cdt") -> Geometry:
+def cs_svm(sizes, delta, kind: str = "cdt", method: str = "auto") -> Geometry:
     """Cost-sensitive SVM, the λ → 0 limit of logit-adjusted CE (class-collapsed, CLARABEL):
     CDT  min ‖M N^{1/2}‖_* s.t. δ_c M_cc − δ_c' M_c'c ≥ 1;  LDT  min ‖M N^{1/2}‖_* s.t. δ_c (M_cc − M_c'c) ≥ 1.
-    ``delta``: k positive factors (only their ratios change the normalized geometry)."""
+    ``delta``: k positive factors (only their ratios change the normalized geometry); ``method`` as in
+    ``nuclear_svm``."""
     sizes = class_sizes(sizes)
+    _method(method)
     delta = np.asarray(delta, dtype=float)
     if delta.shape != sizes.shape:
         raise ValueError(f"delta has {delta.size} entries but there are k={sizes.size} classes")
     if not np.all(np.isfinite(delta)) or np.any(delta <= 0):
         raise ValueError(f"delta={delta.tolist()} must be finite and > 0 for every class")
     if kind == "cdt":
-        M = _margin_svm(sizes, delta, np.ones(sizes.size))
+        M = _margin_svm(sizes, delta, np.ones(sizes.size), method)
     elif kind == "ldt":
-        M = _margin_svm(sizes, np.ones(sizes.size), delta)
+        M = _margin_svm(sizes, np.ones(sizes.size), delta, method)
     else:
         raise ValueError(f"kind={kind!r} is not allowed: use 'cdt' or 'ldt'")
     geom = geometry_from_class_logits(M, sizes, name=f"CS-SVM ({kind.upper()})")
@@ -44,8 +58,10 @@ def cs_svm(sizes, delta, kind: str = "cdt") -> Geometry:
     return geom
 
 
-def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray, method: str) -> np.ndarray:
     """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 for all c' ≠ c."""
+    if method == "auto":
+        return solvers.margin_svm(sizes, row, col)
     k = sizes.size
     M = cp.Variable((k, k))
     D = cp.multiply(row[:, None] * np.ones((1, k)), M)
@@ -54,15 +70,16 @@ def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarr
     off = 1.0 - np.eye(k)
     prob = cp.Problem(cp.Minimize(cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))),
                       [cp.multiply(off, margins) >= off])
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "margin SVM")
+    solvers.solve(prob, "margin SVM")
     return np.asarray(M.value)
 
 
-def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitAdjustedCE | None = None) -> Geometry:
+def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitAdjustedCE | None = None,
+                        method: str = "auto") -> Geometry:
     """Exact optimum of the ridge-regularized UFM  min_{W,H} L(WH) + λ/2(‖W‖²+‖H‖²), solved as
     min_M L(MY) + λ‖M N^{1/2}‖_*, with L = (1/n)Σ_i ℓ (reduction="mean") or Σ_i ℓ ("sum") and ℓ the
-    CE or any ``LogitAdjustedCE`` (ω, Δ, ι, δ). ``info["value"]`` holds the optimal objective."""
+    CE or any ``LogitAdjustedCE`` (ω, Δ, ι, δ). ``info["value"]`` holds the optimal objective. Above the
+    zero threshold (λ ≥ ‖∇_X L(0)‖_op) the optimum is exactly M = 0. ``method`` as in ``nuclear_svm``."""
     sizes = class_sizes(sizes)
     lam = real("lam", lam, 0.0, lo_open=True)
     if reduction not in ("mean", "sum"):
@@ -70,20 +87,19 @@ def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitA
     k, n = sizes.size, int(sizes.sum())
     p = (loss or LogitAdjustedCE()).arrays(k)
     w = (sizes / n if reduction == "mean" else sizes.astype(float)) * p["omega"]
+    if _method(method) == "auto" or lam >= solvers.zero_threshold_of(sizes, w, p):
+        M, value = solvers.regularized(sizes, lam, w, p)
+        geom = geometry_from_class_logits(M, sizes, name=f"ridge λ={lam:g}")
+        geom.info.update({"value": value, "lam": lam, "reduction": reduction})
+        return geom
     M = cp.Variable((k, k))
     A = cp.multiply(p["Delta"][:, None] * p["delta"][None, :], M) + p["iota"][:, None] * np.ones((1, k))
     ce = w @ cp.log_sum_exp(A, axis=0) - w @ cp.diag(A)
     prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))))
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "regularized_optimum")
+    solvers.solve(prob, "regularized_optimum")
     geom = geometry_from_class_logits(M.value, sizes, name=f"ridge λ={lam:g}")
     geom.info.update({"value": float(prob.value), "lam": lam, "reduction": reduction})
     return geom
-
-
-def _check_status(prob: cp.Problem, what: str) -> None:
-    if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        raise RuntimeError(f"{what}: the solver returned status {prob.status!r}")
 
 
 def zero_threshold(sizes, reduction: str = "mean") -> float:
@@ -96,13 +112,22 @@ def zero_threshold(sizes, reduction: str = "mean") -> float:
     return s / sizes.sum() if reduction == "mean" else s
 
 
-def scl_gram(sizes, tau: float, relu: bool = True) -> np.ndarray:
+def scl_gram(sizes, tau: float, relu: bool = True, method: str = "auto") -> np.ndarray:
     """Exact k×k Gram of the collapsed class embeddings minimizing the full-batch SCL (convex relaxation,
     tight): min_Ĝ Σ_{c: n_c≥2} n_c [log((n_c−1)e^{1/τ} + Σ_{c'≠c} n_c' e^{Ĝ_cc'/τ}) − 1/τ]
-    s.t. Ĝ ⪰ 0, diag Ĝ = 1 (and Ĝ ≥ 0 with ``relu``). ``info`` is not kept: returns Ĝ."""
+    s.t. Ĝ ⪰ 0, diag Ĝ = 1 (and Ĝ ≥ 0 with ``relu``). τ ∈ [0.01, 10]; below 0.1 the objective is flat to
+    double precision and is minimized by majorize–minimize (``nclab.solvers.scl``). ``method`` as in
+    ``nuclear_svm`` ("full": the k×k program, only for τ ≥ 0.1 and k ≤ 50). Returns Ĝ."""
     sizes = class_sizes(sizes)
-    tau = real("tau", tau, 0.0, lo_open=True)
+    tau = real("tau", tau, 0.01, 10.0)
+    if np.all(sizes < 2):
+        raise ValueError(f"class_sizes={sizes.tolist()}: the SCL needs a class with at least 2 examples "
+                         "(an anchor with a positive); with none the objective is constant")
+    if _method(method) == "auto":
+        return solvers.scl(sizes, tau, relu)
     k = sizes.size
+    if tau < 0.1 or k > 50:
+        raise ValueError(f"method='full' solves only τ >= 0.1 and k <= 50 (got tau={tau:g}, k={k}): use 'auto'")
     G = cp.Variable((k, k), PSD=True)
     terms = []
     for c in range(k):
@@ -114,8 +139,7 @@ def scl_gram(sizes, tau: float, relu: bool = True) -> np.ndarray:
         terms.append(sizes[c] * (cp.log_sum_exp(logits) - 1 / tau))
     cons = [cp.diag(G) == 1] + ([G >= 0] if relu else [])
     prob = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), cons)
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "scl_gram")
+    solvers.solve(prob, "scl_gram")
     return np.asarray(G.value)
 
 
@@ -138,8 +162,7 @@ def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, floa
         terms.append(cp.log_sum_exp(G[i, others] / tau) - cp.sum(G[i, pos]) / (pos.size * tau))
     cons = [cp.diag(G) == 1] + ([G >= 0] if relu else [])
     prob = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), cons)
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "scl_gram_samples")
+    solvers.solve(prob, "scl_gram_samples")
     return np.asarray(G.value), float(prob.value)
 
 
@@ -159,8 +182,7 @@ def ntp_max_margin(S) -> np.ndarray:
         if outside.size:
             cons.append(L[anchor, j] - L[outside, j] >= 1)
     prob = cp.Problem(cp.Minimize(cp.normNuc(L)), cons)
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "ntp_max_margin")
+    solvers.solve(prob, "ntp_max_margin")
     return np.asarray(L.value)
 
 
@@ -174,6 +196,5 @@ def ntp_regularized_optimum(P, pi, lam: float) -> np.ndarray:
     L = cp.Variable((V, m))
     ce = cp.sum(cp.multiply(pi, cp.log_sum_exp(L, axis=0))) - cp.sum(cp.multiply(P * pi[None, :], L))
     prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(L)))
-    prob.solve(**_SOLVER_OPTS)
-    _check_status(prob, "ntp_regularized_optimum")
+    solvers.solve(prob, "ntp_regularized_optimum")
     return np.asarray(L.value)

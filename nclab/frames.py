@@ -40,6 +40,15 @@ class Geometry:
         return np.hstack([W, pad.T]), np.vstack([Hc, pad])
 
 
+def checked_sizes(sizes) -> np.ndarray:
+    """``labels.class_sizes`` that also rejects sizes above 2^53 (they would overflow or lose integrality)."""
+    arr = np.asarray(sizes)
+    if arr.ndim == 1 and arr.dtype.kind in "fiu" and arr.size and np.nanmax(arr.astype(float)) > 2.0 ** 53:
+        bad = int(np.nanargmax(arr.astype(float)))
+        raise ValueError(f"class_sizes[{bad}]={arr[bad]!r} is too large: allowed 1 to 2^53 (≈ 9e15)")
+    return class_sizes(arr)
+
+
 def psd_sqrt(A: np.ndarray) -> np.ndarray:
     """Symmetric PSD square root A^{1/2} via eigh. Eigenvalues within −1e-10·max|λ| of 0 are round-off
     (set to 0); a more negative one, or an asymmetric / non-square / non-finite A, raises ValueError."""

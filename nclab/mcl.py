@@ -95,9 +95,15 @@ class TinyTransformer(nn.Module):
         k = torch.arange(T)
         mask = k[None, :] >= k[:, None]  # row s: positions ≥ s visible
         probs = torch.softmax(self(seq[None].expand(T, T), mask).double(), -1)  # T(start)×T(position)×V
-        q = torch.arange(T)[None, :]
-        starts = (q - torch.as_tensor(list(lengths))[:, None] + 1).clamp(min=0)  # L×T
-        return probs[starts, q.expand_as(starts)].numpy()
+        return _select_windows(probs, lengths)
+
+
+def _select_windows(probs: torch.Tensor, lengths) -> np.ndarray:
+    """From T(start)×T(position)×V probabilities, the L×T×V array of p(· | the last ℓ tokens up to q)."""
+    T = probs.shape[0]
+    q = torch.arange(T)[None, :]
+    starts = (q - torch.as_tensor(list(lengths))[:, None] + 1).clamp(min=0)  # L×T
+    return probs[starts, q.expand_as(starts)].numpy()
 
 
 def train_transformer(model: TinyTransformer, X, *, steps: int = 600, batch: int = 64, lr: float = 3e-3,
@@ -152,6 +158,19 @@ class HFCausalLM:
         pos = torch.arange(t.shape[1])[None].expand_as(t)
         logits = self.model(input_ids=t, attention_mask=m, position_ids=pos).logits[:, -1]
         return torch.softmax(logits.double(), -1).numpy()
+
+    @torch.no_grad()
+    def window_probs(self, seq, lengths) -> np.ndarray:
+        """All positions × all truncation lengths in one forward (as ``TinyTransformer.window_probs``):
+        batch row s has attention_mask 0 before s and position_ids 0..T−1, so its output at q is
+        p(token q+1 | tokens s..q) at the original positions. Returns L×T×V."""
+        seq = torch.as_tensor(np.asarray(seq), dtype=torch.long)
+        T = seq.numel()
+        k = torch.arange(T)
+        mask = (k[None, :] >= k[:, None]).long()
+        logits = self.model(input_ids=seq[None].expand(T, T), attention_mask=mask,
+                            position_ids=k[None].expand(T, T)).logits
+        return _select_windows(torch.softmax(logits.double(), -1), lengths)
 
 
 @torch.no_grad()
@@ -310,21 +329,10 @@ def analyze(model, X, schedule, *, start: int = 1, delta: float = 0.2, div: str 
     for i, seq in enumerate(X):
         last = seq.size if positions is None else min(seq.size, start + positions)
         if windowed:  # one forward for every position and every length of this sequence
-            sched = check_schedule(schedule)
-            lengths = sorted(set(sched) | {seq.size})
-            W = model.window_probs(seq, lengths)
+            _windowed_sequence(model, seq, i, check_schedule(schedule), range(max(1, start), last), delta, div,
+                               threshold, short, out)
+            continue
         for t in range(max(1, start), last):
-            if windowed:
-                rows = [j for j, ell in enumerate(lengths) if ell < t and ell in sched] + [len(lengths) - 1]
-                P, ls = W[rows, t - 1], [lengths[j] for j in rows[:-1]] + [t]
-                out["forwards"].append(1 if t == max(1, start) else 0)
-                m = mcl_from_probs(P, ls, int(seq[t]), delta)
-                out["mcl"].append(-1 if m is None else m)
-                out["damcl"].append(damcl_from_probs(P, ls, div, threshold))
-                out["score"].append(score_from_probs(P, ls, short, div))
-                out["seq"].append(i)
-                out["pos"].append(t)
-                continue
             if naive:
                 r = analyze_position_naive(model, seq[:t], int(seq[t]), schedule, delta)
             else:
@@ -336,6 +344,46 @@ def analyze(model, X, schedule, *, start: int = 1, delta: float = 0.2, div: str 
             out["seq"].append(i)
             out["pos"].append(t)
     return {k: np.array(v) for k, v in out.items()}
+
+
+def _windowed_sequence(model, seq, i, sched, ts, delta, div, threshold, short, out) -> None:
+    """MCL / DaMCL / detector score of positions ``ts`` of one sequence from one ``window_probs`` call, the
+    same rules as ``mcl_from_probs`` etc. evaluated for all positions at once (rows: schedule lengths < t,
+    then the full context t)."""
+    ts = np.asarray(list(ts))
+    if ts.size == 0:
+        return
+    lengths = np.array(sorted(set(sched) | {seq.size}))
+    in_sched = np.isin(lengths, sched)
+    Wp = model.window_probs(seq, lengths.tolist())[:, ts - 1]  # L×|ts|×V; last row: the full context
+    full = Wp[-1]
+    L, n_t, V = Wp.shape
+    top2 = np.sort(Wp, axis=-1)[..., -2:]
+    target = np.asarray(seq)[ts]
+    good = (Wp.argmax(-1) == target[None, :]) & (top2[..., 1] - top2[..., 0] >= real("delta", delta, 0.0, 1.0))
+    d = divergence(Wp.reshape(-1, V), np.broadcast_to(full, Wp.shape).reshape(-1, V), div).reshape(L, n_t)
+    shorter = in_sched[:, None] & (lengths[:, None] < ts[None, :])  # the rows a position may use, full last
+    big = np.iinfo(np.int64).max
+
+    def first_len(ok):  # smallest schedule length < t where ok, else t
+        cand = np.where(shorter & ok, lengths[:, None], big).min(0)
+        return np.where(cand == big, ts, cand)
+
+    mcl = np.where(good[-1], first_len(good), -1)
+    damcl = first_len(d <= real("threshold", threshold, 0.0))
+    short_rows = shorter & (lengths[:, None] <= short)
+    idx = np.where(short_rows.any(0), L - 1 - np.argmax(short_rows[::-1], 0), L - 1)
+    idx = np.where(ts <= short, L - 1, idx)  # the full context itself is the longest length ≤ short
+    has_short = short_rows.any(0) | (ts <= short)
+    idx = np.where(has_short, idx, np.argmax(shorter, 0))  # none ≤ short: the first row (as score_from_probs)
+    idx = np.where(~shorter.any(0) & ~(ts <= short), L - 1, idx)
+    score = d[idx, np.arange(n_t)]
+    out["forwards"].extend([1] + [0] * (n_t - 1))
+    out["mcl"].extend(mcl.tolist())
+    out["damcl"].extend(damcl.tolist())
+    out["score"].extend(score.tolist())
+    out["seq"].extend([i] * n_t)
+    out["pos"].extend(ts.tolist())
 
 
 # ---------------------------------------------------------------- boosted decoding

@@ -18,6 +18,7 @@ from nclab.frames import Geometry
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.losses import get_loss
 from nclab.metrics import centered_etf_distance, nc1, of_distance, summary
+from nclab.ufm_kernels import Family, batch_order, family, loss_and_grad, soft_family
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,9 +49,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a torch device: use 'auto', 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is not available: this torch has no CUDA device (use 'auto' or 'cpu')")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} is not available on this machine (use 'auto' or 'cpu')")
+    return dev
 
 
 def log_schedule(steps: int, points: int) -> np.ndarray:
@@ -113,24 +119,125 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
     dev = resolve_device(device)
 
     gen = torch.Generator().manual_seed(seed)
-    W = _init(W0, (k, d), init_scale, gen, "W0").to(dev).requires_grad_(True)
-    H = _init(H0, (d, n), init_scale, gen, "H0").to(dev).requires_grad_(True)
+    W = _init(W0, (k, d), init_scale, gen, "W0")
+    H = _init(H0, (d, n), init_scale, gen, "H0")
+    fam = None
+    if dev.type == "cpu":
+        fam = soft_family(Pt.numpy(), wt.numpy()) if soft_labels is not None else family(loss, y, k)
+    history: dict[str, list] = {"step": [], "objective": []}
+    run = dict(lam=lam, lr=lr, steps=steps, bs=bs, n=n, tol=tol, seed=seed, history=history,
+               schedule=set(log_schedule(steps, record).tolist()), metric_fn=metric_fn)
+    if fam is not None:
+        return _train_numpy(W.numpy(), H.numpy(), y, fam, progress=progress, **run)
     yt = torch.as_tensor(y, dtype=torch.long, device=dev)
     if soft_labels is not None:
         Pt, wt = Pt.to(dev), wt.to(dev)
+    return _train_autograd(W.to(dev), H.to(dev), y, yt, loss_fn, progress=progress, **run)
+
+
+def _check_objective(value: float, first: float, step: int, lr: float) -> None:
+    if not math.isfinite(value) or value > 1e6 * max(first, 1.0):
+        raise TrainingDiverged(f"UFM training diverged at step {step} (objective={value:.3g}) with lr={lr:g}: "
+                               f"lower the learning rate (try lr={lr / 10:g})")
+
+
+def _train_numpy(*args, **kwargs) -> UFMResult:
+    """Full-batch / mini-batch GD with the analytic CE-family gradient (numpy, CPU)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _numpy_loop(*args, **kwargs)
+
+
+def _numpy_loop(W, H, y, fam: Family, *, lam, lr, steps, bs, n, tol, seed, history, schedule, metric_fn,
+                progress) -> UFMResult:
+    W, H = W.copy(), H.copy()
+    T, C, iota = fam.T, fam.C, fam.iota
+    w_full = fam.omega / n if fam.mean else fam.omega
+
+    Tw = T * w_full
+
+    def objective_full() -> float:
+        value, _ = loss_and_grad(W, H, T, w_full, C, iota, Tw)
+        return value + lam / 2 * (np.vdot(W, W) + np.vdot(H, H))
+
+    def snapshot(step: int) -> None:
+        history["step"].append(step)
+        history["objective"].append(float(objective_full()))
+        for key, val in metric_fn(W.copy(), H.copy()).items():
+            history.setdefault(key, []).append(val)
+
+    first = objective_full()
+    if not math.isfinite(first):
+        raise ValueError("the initial objective is not finite: check W0/H0 and init_scale")
+    snapshot(0)
+    limit = 1e6 * max(first, 1.0)
+    perm_gen = torch.Generator().manual_seed(seed + 1)
+    order = None
+    bar = _progress(steps, progress)
+    done, interrupted, converged, gnorm, pending = 0, False, False, float("nan"), 0
+    try:
+        for step in range(1, steps + 1):
+            if bs == n:
+                value, G = loss_and_grad(W, H, T, w_full, C, iota, Tw)
+                gW = G @ H.T
+                gH = W.T @ G
+                if lam:
+                    gW += lam * W
+                    gH += lam * H
+                    value += lam / 2 * (np.vdot(W, W) + np.vdot(H, H))
+            else:
+                idx, order = batch_order(step, bs, n, order, perm_gen)
+                idx = idx.numpy()
+                Hb = H[:, idx]
+                w_b = fam.omega[idx] / bs
+                value, G = loss_and_grad(W, Hb, T[:, idx], w_b, None if C is None else C[:, idx], iota)
+                gW = G @ Hb.T + lam * W
+                gH = W.T @ G + lam * (n / bs) * Hb
+                value += lam / 2 * np.vdot(W, W) + lam / 2 * (n / bs) * np.vdot(Hb, Hb)
+            if not value <= limit:
+                _check_objective(value, first, step, lr)
+            if tol is not None:
+                gnorm = math.sqrt(np.vdot(gW, gW) + np.vdot(gH, gH))
+                if gnorm < tol:
+                    converged = True
+                    snapshot(done)
+                    break
+            gW *= lr
+            W -= gW
+            if bs == n:
+                gH *= lr
+                H -= gH
+            else:
+                H[:, idx] -= lr * gH
+            done = step
+            pending += 1
+            if step in schedule:
+                snapshot(step)
+            if pending >= 1000 or step in schedule:
+                bar.update(pending)
+                pending = 0
+    except KeyboardInterrupt:
+        interrupted = True
+        if done not in history["step"]:
+            snapshot(done)
+    finally:
+        bar.update(pending)
+        bar.close()
+    return UFMResult(W, H, y, history, done, interrupted, converged, gnorm)
+
+
+def _train_autograd(W, H, y, yt, loss_fn, *, lam, lr, steps, bs, n, tol, seed, history, schedule, metric_fn,
+                    progress) -> UFMResult:
+    """The same GD through torch autograd + SGD: any loss callable, any device."""
+    W, H = W.requires_grad_(True), H.requires_grad_(True)
     opt = torch.optim.SGD([W, H], lr=lr)
 
     def objective_full() -> float:
         with torch.no_grad():
             return float(loss_fn((W @ H).T, yt) + lam / 2 * (W.square().sum() + H.square().sum()))
 
-    schedule = set(log_schedule(steps, record).tolist())
-    history: dict[str, list] = {"step": [], "objective": []}
-
     def snapshot(step: int) -> None:
-        obj = objective_full()
         history["step"].append(step)
-        history["objective"].append(obj)
+        history["objective"].append(objective_full())
         for key, val in metric_fn(W.detach().cpu().numpy(), H.detach().cpu().numpy()).items():
             history.setdefault(key, []).append(val)
 
@@ -139,7 +246,7 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
         raise ValueError("the initial objective is not finite: check W0/H0 and init_scale")
     snapshot(0)
     perm_gen = torch.Generator().manual_seed(seed + 1)
-    order = torch.arange(n)
+    order = None
     bar = _progress(steps, progress)
     done, interrupted, converged, gnorm = 0, False, False, float("nan")
     try:
@@ -147,21 +254,14 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
             if bs == n:
                 obj = loss_fn((W @ H).T, yt) + lam / 2 * (W.square().sum() + H.square().sum())
             else:
-                pos = ((step - 1) * bs) % n
-                if pos + bs > n or step == 1:
-                    order = torch.randperm(n, generator=perm_gen)
-                    pos = 0
-                idx = order[pos:pos + bs].to(dev)
+                idx, order = batch_order(step, bs, n, order, perm_gen)
+                idx = idx.to(W.device)
                 Hb = H[:, idx]
                 obj = (loss_fn((W @ Hb).T, yt[idx]) + lam / 2 * W.square().sum()
                        + lam / 2 * (n / bs) * Hb.square().sum())
             opt.zero_grad(set_to_none=True)
             obj.backward()
-            value = float(obj.detach())
-            if not math.isfinite(value) or value > 1e6 * max(first, 1.0):
-                raise TrainingDiverged(
-                    f"UFM training diverged at step {step} (objective={value:.3g}) with lr={lr:g}: "
-                    f"lower the learning rate (try lr={lr / 10:g})")
+            _check_objective(float(obj.detach()), first, step, lr)
             if tol is not None:
                 gnorm = float(torch.sqrt(W.grad.square().sum() + H.grad.square().sum()))
                 if gnorm < tol:
@@ -287,7 +387,7 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
                 Hb = H[idx_t].clone().requires_grad_(True)
                 f0 = loss(Hb, yt[idx_t])
                 (g,) = torch.autograd.grad(f0, Hb)
-                f0 = float(f0)
+                f0 = float(f0.detach())
                 if not math.isfinite(f0):
                     raise TrainingDiverged(f"loss is {f0} at epoch {epoch}: check the temperature (too small?)")
                 Hb = Hb.detach()
