@@ -49,20 +49,21 @@ def checked_sizes(sizes) -> np.ndarray:
     return class_sizes(arr)
 
 
-def psd_sqrt(A: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square root A^{1/2} via eigh. Eigenvalues within −1e-10·max|λ| of 0 are round-off
-    (set to 0); a more negative one, or an asymmetric / non-square / non-finite A, raises ValueError."""
+def psd_sqrt(A: np.ndarray, scale: float = 0.0) -> np.ndarray:
+    """Symmetric PSD square root A^{1/2} via eigh. Eigenvalues within −1e-10·max(max|λ|, scale) of 0 are
+    round-off (set to 0); ``scale`` is the size of the quantities A was computed from (for an A that is ≈ 0
+    by cancellation). A more negative eigenvalue, or an asymmetric / non-square / non-finite A, raises."""
     A = array("A", A, ndim=2)
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix, got shape {A.shape}")
-    scale = max(float(np.abs(A).max()), 1e-300)
-    if np.abs(A - A.T).max() > 1e-10 * scale:
+    size = max(float(np.abs(A).max()), 1e-300)
+    if np.abs(A - A.T).max() > 1e-10 * size:
         raise ValueError(f"A must be symmetric: max |A − Aᵀ| = {np.abs(A - A.T).max():.3g}")
     vals, vecs = np.linalg.eigh((A + A.T) / 2)
-    tol = 1e-10 * max(float(np.abs(vals).max()), 1e-300)
+    tol = 1e-10 * max(float(np.abs(vals).max()), float(scale), 1e-300)
     if vals[0] < -tol:
         raise ValueError(f"A is not positive semidefinite: smallest eigenvalue {vals[0]:.6g} < 0 "
-                         f"(tolerance −{tol:.3g} = −1e-10·max|λ|)")
+                         f"(tolerance −{tol:.3g})")
     vals = np.where(vals > tol, vals, 0.0)
     return (vecs * np.sqrt(vals)) @ vecs.T
 

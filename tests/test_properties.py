@@ -67,9 +67,6 @@ def test_scl_gram_with_relu_is_the_orthogonal_frame(sizes, log_tau):
     np.testing.assert_allclose(G, np.eye(len(sizes)), atol=2e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: convex.scl_gram is off the orthogonal frame by up to 0.7 for "
-                                       "τ < 0.05 (objective numerically flat); the fix is the performance helper's. "
-                                       "When this XPASSes after the merge, remove the mark.")
 @settings(max_examples=4, deadline=None)
 @given(sizes=sizes_st.map(lambda s: [max(2, n) for n in s]), log_tau=st.floats(-2.0, -1.0))
 def test_scl_gram_with_relu_is_the_orthogonal_frame_at_small_tau(sizes, log_tau):
