@@ -41,7 +41,8 @@ def seli_geometry(sizes) -> Geometry:
 def _invariant_sqrt(Qt: np.ndarray, scal: np.ndarray, kg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Q^{1/2} as group-level (G×G off-diagonal pattern, G diagonal increments) from UᵀQU and the scalar
     n_g that Q is on 1_g^⊥ (see ``seli_geometry``)."""
-    return psd_sqrt(Qt, scale=float(np.max(scal))) / np.sqrt(np.outer(kg, kg)) - np.diag(np.sqrt(scal) / kg), np.sqrt(scal)
+    root = psd_sqrt(Qt, scale=float(np.max(scal)))
+    return root / np.sqrt(np.outer(kg, kg)) - np.diag(np.sqrt(scal) / kg), np.sqrt(scal)
 
 
 def _expand(small: np.ndarray, diag: np.ndarray, gi: np.ndarray) -> np.ndarray:
