@@ -21,19 +21,26 @@ _TOLS = (1e-10, 1e-8, 1e-7)
 _OFF = -800.0  # log-weight of an absent logit: exp(-800) == 0 in float64
 
 
+def _attempt(prob: cp.Problem, solver: str, **opts) -> str:
+    with warnings.catch_warnings():  # the status is checked below: an inaccurate answer is never returned
+        warnings.simplefilter("ignore")
+        try:
+            prob.solve(solver=solver, **opts)
+        except cp.error.SolverError:
+            return "solver error"
+    return prob.status
+
+
 def solve(prob: cp.Problem, what: str) -> str:
-    """Solve with CLARABEL at tolerance 1e-10, re-solving at 1e-8 and 1e-7 while the status is inaccurate.
-    Returns the status; raises RuntimeError when no attempt is accurate."""
+    """Solve with CLARABEL at tolerance 1e-10; while the status is inaccurate, try SCS at 1e-9 (a different,
+    first-order method), then CLARABEL at 1e-8 and 1e-7. Returns the status; raises RuntimeError when no
+    attempt is accurate."""
+    attempts = [(cp.CLARABEL, {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}),
+                (cp.SCS, {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 20_000})]
+    attempts += [(cp.CLARABEL, {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol}) for tol in _TOLS[1:]]
     status = None
-    for tol in _TOLS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                prob.solve(solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
-            except cp.error.SolverError:
-                status = "solver error"
-                continue
-        status = prob.status
+    for solver, opts in attempts:
+        status = _attempt(prob, solver, **opts)
         if status == cp.OPTIMAL:
             return status
     raise RuntimeError(f"{what}: the solver did not reach an accurate optimum (last status {status!r})")
