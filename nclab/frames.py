@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclab._checks import array, integer
+from nclab._checks import array, integer, real
 from nclab.labels import centering, class_sizes
 
 
@@ -54,6 +54,7 @@ def psd_sqrt(A: np.ndarray, scale: float = 0.0) -> np.ndarray:
     round-off (set to 0); ``scale`` is the size of the quantities A was computed from (for an A that is ≈ 0
     by cancellation). A more negative eigenvalue, or an asymmetric / non-square / non-finite A, raises."""
     A = array("A", A, ndim=2)
+    scale = real("scale", scale, 0.0)
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix, got shape {A.shape}")
     size = max(float(np.abs(A).max()), 1e-300)
