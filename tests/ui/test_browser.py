@@ -145,13 +145,17 @@ def test_notebook_runs_and_slider_moves_plot(server, browser, nb):
                                "c.model.outputs.toJSON().filter(o => o.output_type === 'error')"
                                ".map(o => o.ename + ': ' + o.evalue))")
         assert not errors, errors
-        page.wait_for_selector(".widget-slider .noUi-handle", timeout=60_000)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        before = page.evaluate(PLOT_DATA)
-        _move_first_slider(page)
-        changed = _wait_changed(page, before)
-        page.screenshot(path=str(SHOTS / f"{nb.stem}.png"))
-        assert changed, "moving the slider did not change any plotted data"
+        if "_app(" in nb.read_text():  # a notebook with an app: its first slider must redraw a plot
+            page.wait_for_selector(".widget-slider .noUi-handle", timeout=60_000)
+            before = page.evaluate(PLOT_DATA)
+            _move_first_slider(page)
+            changed = _wait_changed(page, before)
+            page.screenshot(path=str(SHOTS / f"{nb.stem}.png"))
+            assert changed, "moving the slider did not change any plotted data"
+        else:
+            print(f"{nb.stem}: no app with a slider; checked that it runs and draws its figures")
+            page.screenshot(path=str(SHOTS / f"{nb.stem}.png"))
         for text in ("Error displaying widget", "Failed to load model class", "Error rendering"):
             assert page.locator(f"text={text}").count() == 0, text
     finally:
