@@ -3,6 +3,7 @@ a comparison, then written as JSON {"claims": {name: {value, threshold, op, hold
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import operator
@@ -23,14 +24,16 @@ class Claims:
         self.claims: dict[str, dict] = {}
         self.figures: dict[str, object] = {}
 
-    def check(self, name: str, value, threshold, op: str = "<", why: str = "") -> bool:
-        """Record claim ``value op threshold`` (op in <, <=, >, >=); NaN never holds."""
+    def check(self, name: str, value, threshold, op: str = "<", why: str = "", says: str = "") -> Verdict:
+        """Record claim ``value op threshold`` (op in <, <=, >, >=); NaN never holds. ``says`` is the claim in
+        words (shown in the table), ``why`` where the threshold comes from (shown as a note)."""
         if op not in _OPS:
             raise ValueError(f"op={op!r} is not allowed: use one of {sorted(_OPS)}")
         value, threshold = float(value), float(threshold)
         holds = (not math.isnan(value)) and bool(_OPS[op](value, threshold))
-        self.claims[name] = {"value": value, "threshold": threshold, "op": op, "holds": holds, "why": why}
-        return holds
+        self.claims[name] = {"value": value, "threshold": threshold, "op": op, "holds": holds, "why": why,
+                             "says": says}
+        return Verdict(name, self.claims[name])
 
     def figure(self, name: str, value) -> None:
         """Record a headline figure (numbers, arrays, dicts: stored as JSON-ready Python values)."""
@@ -52,12 +55,53 @@ class Claims:
             rows.append(f"{name:40s} {c['value']:12.4g} {c['op']:2s} {c['threshold']:10.3g}  {c['holds']}")
         return "\n".join(rows)
 
+    def _repr_html_(self) -> str:
+        """The claims as an HTML table (claim in words, measured, needed, ✓/✗) with the thresholds' reasons
+        as numbered notes below it; Jupyter shows it when ``claims`` ends a cell."""
+        rows, notes = [], []
+        for name, c in self.claims.items():
+            mark = "✓" if c["holds"] else "✗"
+            ref = ""
+            if c.get("why"):
+                notes.append(html.escape(c["why"]))
+                ref = f"<sup>{len(notes)}</sup>"
+            said = html.escape(c.get("says") or name.replace("_", " "))
+            rows.append(f"<tr><td style='text-align:left'>{said}{ref}<br><code>{html.escape(name)}</code></td>"
+                        f"<td>{_num(c['value'])}</td><td>{html.escape(c['op'])} {_num(c['threshold'])}</td>"
+                        f"<td style='color:{'#1a7f37' if c['holds'] else '#b00'}'><b>{mark}</b></td></tr>")
+        held = sum(c["holds"] for c in self.claims.values())
+        head = ("<tr><th style='text-align:left'>claim</th><th>measured</th><th>needed</th><th>holds</th></tr>")
+        foot = "".join(f"<li>{n}</li>" for n in notes)
+        return (f"<p><b>{held} of {len(self.claims)} claims hold.</b></p><table>{head}{''.join(rows)}</table>"
+                + (f"<details><summary><small>where the thresholds come from</small></summary><ol><small>{foot}"
+                   "</small></ol></details>" if foot else ""))
+
     def assert_all(self) -> None:
         """Raise AssertionError naming every claim that does not hold."""
         bad = [f"{n}: {c['value']:.4g} {c['op']} {c['threshold']:.3g} is false"
                for n, c in self.claims.items() if not c["holds"]]
         if bad:
             raise AssertionError("claims that do not hold:\n" + "\n".join(bad))
+
+
+class Verdict:
+    """What ``Claims.check`` returns: true when the claim holds; shows as one readable line, not ``True``."""
+
+    def __init__(self, name: str, claim: dict):
+        self.name, self.claim = name, claim
+
+    def __bool__(self) -> bool:
+        return bool(self.claim["holds"])
+
+    def __repr__(self) -> str:
+        c = self.claim
+        said = c.get("says") or self.name.replace("_", " ")
+        return f"{'✓' if c['holds'] else '✗'} {said}: {_num(c['value'])} {c['op']} {_num(c['threshold'])}"
+
+
+def _num(x: float) -> str:
+    """Short number: 4 significant digits, exponent form for very small/large values."""
+    return f"{x:.4g}" if x == 0 or 1e-3 <= abs(x) < 1e5 or not math.isfinite(x) else f"{x:.2e}"
 
 
 def atomic_write(path, text: str) -> Path:

@@ -22,7 +22,12 @@ from nclab._checks import integer, real
 # JupyterLab renders the mimetype; exported HTML pages (``nclab run``) get a loader for plotly.js.
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 
-THEMES = {"light": "plotly_white", "dark": "plotly_dark"}
+THEMES = {"light": "plotly_white+nclab", "dark": "plotly_dark+nclab"}
+# Layered on either theme: dimensionless log axes read 1e-6, not 1µ; figures fill the cell's width.
+_AXIS = dict(exponentformat="power", automargin=True)
+pio.templates["nclab"] = go.layout.Template(layout=dict(
+    autosize=True, xaxis=_AXIS, yaxis=_AXIS, title=dict(x=0.02, xanchor="left"),
+    font=dict(size=12), coloraxis=dict(colorbar=dict(exponentformat="power"))))
 _theme: str | None = None
 
 

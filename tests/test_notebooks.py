@@ -1,6 +1,8 @@
 """Every notebook runs headlessly with smoke=True at seed 0 and at one other seed, and every claim it records holds
 (a claim must hold at ≥ 19 of 20 seeds, so a second seed catches claims tuned to seed 0)."""
 
+import json
+
 import pytest
 
 from nclab.cli import current_kernel, list_notebooks, notebooks_dir, run_notebook
@@ -27,3 +29,12 @@ def test_notebook_smoke_claims_hold(path, seed, kernel, tmp_path):
     assert result["claims"], "the notebook recorded no claims"
     failed = {n: c for n, c in result["claims"].items() if not c["holds"]}
     assert not failed, failed
+    noise = stderr_outputs(tmp_path / path.name)
+    assert not noise, f"warnings or other stderr output in front of the student: {noise[:3]}"
+
+
+def stderr_outputs(executed) -> list[str]:
+    """Text a student would see on stderr (warnings, log lines) in an executed notebook, one entry per cell."""
+    nb = json.loads(executed.read_text())
+    return [f"cell {i}: " + "".join(o.get("text", ""))[:300] for i, c in enumerate(nb["cells"])
+            for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]

@@ -202,9 +202,9 @@ def test_theme_setting_and_errors(monkeypatch):
     monkeypatch.setattr(plots, "_theme", None)
     monkeypatch.setenv("NCLAB_THEME", "dark")
     assert plots.theme() == "dark" and plots.curves([1], {"a": [1]}).layout.template is not None
-    assert plots.template() == "plotly_dark"
+    assert plots.template() == "plotly_dark+nclab"
     plots.set_theme("light")
-    assert plots.template() == "plotly_white"
+    assert plots.template() == "plotly_white+nclab"
     with pytest.raises(ValueError, match="theme='sepia'"):
         plots.set_theme("sepia")
     monkeypatch.setattr(plots, "_theme", None)
