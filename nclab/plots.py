@@ -52,18 +52,27 @@ def template() -> str:
     return THEMES[theme()]
 
 
-def heatmaps(mats: dict[str, np.ndarray], height: int = 300, zmid: float | None = 0.0) -> go.Figure:
-    """One row of heatmaps (titles = dict keys), rows drawn top-down, shared diverging colour scale."""
+def heatmaps(mats: dict[str, np.ndarray], height: int = 300, zmid: float | None = 0.0,
+             zmax: float | None = None, scale_title: str = "") -> go.Figure:
+    """One row of heatmaps (titles = dict keys), rows drawn top-down, diverging colour scale; with ``zmax``
+    every panel uses the one fixed scale [−zmax, zmax] (so panels and slider positions compare), titled
+    ``scale_title`` on the colour bar; class axes get integer ticks."""
     if not isinstance(mats, dict) or not mats:
         raise ValueError(f"mats must be a non-empty dict title → matrix, got {type(mats).__name__}")
     zmid = None if zmid is None else real("zmid", zmid)
+    fixed = {} if zmax is None else {"zmin": -real("zmax", zmax, 0.0), "zmax": real("zmax", zmax, 0.0)}
+    if fixed and fixed["zmax"] == 0:
+        raise ValueError("zmax=0 is not allowed: use a positive scale or None for each panel's own")
     height = integer("height", height, 50, 10_000)
     names = list(mats)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     for i, name in enumerate(names, start=1):
-        fig.add_trace(go.Heatmap(z=np.asarray(mats[name]), colorscale="RdBu", zmid=zmid, reversescale=True,
-                                 showscale=(i == len(names)), name=name), row=1, col=i)
-        fig.update_yaxes(autorange="reversed", row=1, col=i)
+        fig.add_trace(go.Heatmap(z=np.asarray(mats[name]), colorscale="RdBu", zmid=None if fixed else zmid,
+                                 reversescale=True, showscale=(i == len(names)), name=name,
+                                 colorbar=dict(title=dict(text=scale_title, side="right")), **fixed),
+                      row=1, col=i)
+        fig.update_yaxes(autorange="reversed", dtick=1, row=1, col=i)
+        fig.update_xaxes(dtick=1, row=1, col=i)
     fig.update_layout(template=template(), height=height, margin=dict(l=20, r=20, t=40, b=20))
     return fig
 
@@ -96,16 +105,18 @@ def add_vline(fig: go.Figure, x: float, name: str = "current") -> go.Figure:
     return fig
 
 
-def history_figure(histories: dict[str, dict], keys: list[str], *, title: str = "") -> go.Figure:
-    """Distance-vs-iteration curves on log–log axes: one line per (run, key); step 0 is dropped."""
+def history_figure(histories: dict[str, dict], keys: list[str], *, title: str = "",
+                   ylabel: str = "distance (normalized)", labels: dict[str, str] | None = None) -> go.Figure:
+    """Distance-vs-iteration curves on log–log axes: one line per (run, key), named "run: label" with
+    ``labels[key]`` (default the key); step 0 is dropped."""
     fig = go.Figure()
     for run, hist in histories.items():
         steps = np.asarray(hist["step"])
         keep = steps > 0
         for key in keys:
             fig.add_trace(go.Scatter(x=steps[keep], y=np.asarray(hist[key])[keep], mode="lines",
-                                     name=f"{run}: {key}"))
-    fig.update_layout(template=template(), title=title, xaxis_title="iteration", yaxis_title="distance",
+                                     name=f"{run}: {(labels or {}).get(key, key)}"))
+    fig.update_layout(template=template(), title=title, xaxis_title="iteration", yaxis_title=ylabel,
                       height=360, margin=dict(l=40, r=20, t=40, b=40))
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
