@@ -10,9 +10,14 @@ import cvxpy as cp
 import numpy as np
 
 from nclab import solvers
-from nclab._checks import real
+from nclab._checks import array, real
 from nclab.frames import Geometry, checked_sizes, geometry_from_class_logits
 from nclab.losses import LogitAdjustedCE
+
+__all__ = [
+    "nuclear_svm", "cs_svm", "regularized_optimum", "zero_threshold", "scl_gram", "scl_gram_samples",
+    "ntp_max_margin", "ntp_regularized_optimum"
+]
 
 _METHODS = ("auto", "full")
 
@@ -169,8 +174,11 @@ def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, floa
 def ntp_max_margin(S) -> np.ndarray:
     """NTP max-margin logits (V×m): min ‖L‖_* s.t. ℓ_j[z] = ℓ_j[z'] for z, z' ∈ S_j and
     ℓ_j[z] − ℓ_j[v] ≥ 1 for z ∈ S_j, v ∉ S_j. It sees only the support pattern S (bool V×m)."""
-    S = np.asarray(S, dtype=bool)
-    if S.ndim != 2 or np.any(S.sum(0) == 0):
+    S = array("S", S, ndim=2)
+    if np.any((S != 0) & (S != 1)):
+        raise ValueError("S must be a 0/1 (boolean) support matrix, got other values")
+    S = S.astype(bool)
+    if S.shape[0] < 2 or np.any(S.sum(0) == 0):
         raise ValueError("S must be a V×m support matrix with a non-empty support in every column")
     V, m = S.shape
     L = cp.Variable((V, m))

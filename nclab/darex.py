@@ -15,8 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real
 from nclab._threads import configure_threads
+
+__all__ = [
+    "extract_delta", "apply_delta", "dare", "magnitude_prune", "activation_prune", "output_change_stats",
+    "output_change_mc", "q_star", "select_q", "output_change", "layer_inputs", "per_layer_q", "q_e",
+    "per_layer_q_e", "recommend", "AdamR", "to_sparse", "from_sparse", "storage_bytes", "local_encoder"
+]
 
 configure_threads()  # once per process: torch threads = the CPUs available (nclab._threads)
 
@@ -58,6 +64,19 @@ def _p(p: float) -> float:
     return real("p", p, 0.0, 1.0, hi_open=True)
 
 
+def _q(q, p: float, name: str = "q") -> float:
+    """The rescaling q ∈ (0, 1] (survivors are multiplied by 1/q ≥ 1); None → DARE's 1 − p."""
+    return 1 - p if q is None else real(name, q, 0.0, 1.0, lo_open=True)
+
+
+def _delta_x(Delta, x, x_ndim: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Δ (out×in) and input(s) x with matching widths, finite."""
+    D, x = array("Delta", Delta, ndim=2), array("x", x, ndim=x_ndim)
+    if x.shape[-1] != D.shape[1]:
+        raise ValueError(f"x has width {x.shape[-1]} but Delta has {D.shape[1]} input columns (Delta is out×in)")
+    return D, x
+
+
 def dare(delta: StateDict, p: float, q: float | dict | None = None, seed: int = 0) -> StateDict:
     """Drop each entry with probability p and rescale survivors by 1/q (q = 1−p: DARE; a float or a
     per-tensor dict: DAREx-q). One vectorized pass per tensor with a seeded generator."""
@@ -65,8 +84,7 @@ def dare(delta: StateDict, p: float, q: float | dict | None = None, seed: int = 
     gen = torch.Generator().manual_seed(integer("seed", seed, 0))
     out = {}
     for name, d in delta.items():
-        qn = (1 - p) if q is None else (q[name] if isinstance(q, dict) else q)
-        qn = real(f"q[{name}]" if isinstance(q, dict) else "q", qn, 0.0, lo_open=True)
+        qn = _q(q[name] if isinstance(q, dict) else q, p, f"q[{name}]" if isinstance(q, dict) else "q")
         r = torch.rand(d.shape, generator=gen, dtype=d.dtype)  # the only allocation: reused in place
         out[name] = r.ge_(p).mul_(d).mul_(1.0 / qn)
     return out
@@ -82,14 +100,14 @@ def _topk_mask(score: torch.Tensor, keep_frac: float) -> torch.Tensor:
 
 def magnitude_prune(delta: StateDict, p: float, scale: float = 1.0) -> StateDict:
     """Keep exactly round((1−p)·size) entries of largest |Δ| in each tensor, times ``scale``."""
-    p = _p(p)
+    p, scale = _p(p), real("scale", scale, 0.0, lo_open=True)
     return {n: d * _topk_mask(d.abs(), 1 - p).to(d.dtype) * scale for n, d in delta.items()}
 
 
 def activation_prune(delta: StateDict, p: float, input_norms: dict[str, torch.Tensor], scale: float = 1.0) -> StateDict:
     """Activation-aware (WANDA-style): score |Δ_ij|·‖X_j‖ with ‖X_j‖ the norm of input feature j over a
     calibration batch; keep exactly round((1−p)·size) per tensor. Tensors without norms fall back to magnitude."""
-    p = _p(p)
+    p, scale = _p(p), real("scale", scale, 0.0, lo_open=True)
     out = {}
     for n, d in delta.items():
         if n in input_norms and d.ndim == 2:
@@ -107,16 +125,16 @@ def activation_prune(delta: StateDict, p: float, input_norms: dict[str, torch.Te
 def output_change_stats(Delta, x, p: float, q: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron mean and variance of δh = ((m/q − 1) ⊙ Δ) x for Δ (out×in), x (in,)."""
     p = _p(p)
-    q = 1 - p if q is None else real("q", q, 0.0, lo_open=True)
-    D, x = np.asarray(Delta, dtype=float), np.asarray(x, dtype=float)
+    q = _q(q, p)
+    D, x = _delta_x(Delta, x)
     return ((1 - p) / q - 1) * (D @ x), p * (1 - p) / q**2 * ((D**2) @ (x**2))
 
 
 def output_change_mc(Delta, x, p: float, q: float | None = None, draws: int = 2000, seed: int = 0):
     """Monte-Carlo mean and variance of the same δh over ``draws`` masks."""
     p = _p(p)
-    q = 1 - p if q is None else real("q", q, 0.0, lo_open=True)
-    D, x = np.asarray(Delta, dtype=float), np.asarray(x, dtype=float)
+    q = _q(q, p)
+    D, x = _delta_x(Delta, x)
     rng = np.random.default_rng(integer("seed", seed, 0))
     masks = rng.random((integer("draws", draws, 2),) + D.shape) >= p
     dh = ((masks / q - 1) * D) @ x
@@ -127,7 +145,8 @@ def q_star(Delta, x, p: float) -> float:
     """argmin_q Σ_i E[δh_i²] = (1−p) + p·B/A with A = Σ_i (Σ_j Δ_ij x_j)², B = Σ_ij Δ_ij² x_j²
     (x: one input (in,) or a batch (b×in), summed over the batch)."""
     p = _p(p)
-    D, X = np.asarray(Delta, dtype=float), np.atleast_2d(np.asarray(x, dtype=float))
+    D, X = _delta_x(Delta, x, None)
+    X = np.atleast_2d(X)
     A, B = float(np.sum((X @ D.T) ** 2)), float(np.sum((X**2) @ (D.T**2)))
     if A == 0:
         return float("inf")

@@ -11,6 +11,11 @@ import numpy as np
 from nclab._checks import array, integer, real
 from nclab.labels import centering, class_sizes
 
+__all__ = [
+    "Geometry", "checked_sizes", "psd_sqrt", "simplex_etf", "orthogonal_frame", "geometry_from_class_logits",
+    "etf_geometry"
+]
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -84,7 +89,7 @@ def geometry_from_class_logits(M, sizes, name: str = "") -> Geometry:
     """Min-norm factorization of Z = M Y: with X = M N^{1/2} = U S Ṽᵀ,
     W Wᵀ = U S Uᵀ and class-embedding Gram = N^{-1/2} Ṽ S Ṽᵀ N^{-1/2} (M: k×k, column c = class c)."""
     sizes = class_sizes(sizes)
-    M = np.asarray(M, dtype=float)
+    M = array("M", M, ndim=2)
     if M.shape != (sizes.size, sizes.size):
         raise ValueError(f"M has shape {M.shape}, expected ({sizes.size}, {sizes.size}) for k={sizes.size}")
     root = np.sqrt(sizes.astype(float))

@@ -93,16 +93,21 @@ def sizes_of(y, k: int | None = None) -> np.ndarray:
     return class_sizes(Y.sum(axis=1).astype(np.int64))
 
 
-def _labels(y) -> np.ndarray:
-    arr = np.asarray(y)
+def _labels(y, name: str = "y") -> np.ndarray:
+    """``y`` as a non-empty 1-D int64 vector of class labels 0..10^6−1, or ValueError naming ``name``."""
+    try:
+        arr = np.asarray(y)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{name}={short(y)} must be a 1-D vector of class labels") from None
     if arr.dtype.kind not in "iuf":
-        raise ValueError(f"y={short(y)} must hold non-negative integer class labels (got dtype {arr.dtype})")
+        raise ValueError(f"{name}={short(y)} must hold non-negative integer class labels (got dtype {arr.dtype})")
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"y must be a non-empty 1-D label vector, got shape {arr.shape}")
+        raise ValueError(f"{name} must be a non-empty 1-D label vector, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr != np.round(arr)):
-        raise ValueError(f"y={short(y)} must hold non-negative integer class labels")
+        raise ValueError(f"{name}={short(y)} must hold non-negative integer class labels")
     if np.any(arr >= MAX_CLASSES):
-        raise ValueError(f"y holds label {arr.max():g}: allowed labels 0..{MAX_CLASSES - 1} (at most 10^6 classes)")
+        raise ValueError(f"{name} holds label {arr.max():g}: allowed labels 0..{MAX_CLASSES - 1} "
+                         "(at most 10^6 classes)")
     return arr.astype(np.int64)
 
 

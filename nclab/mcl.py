@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real
 from nclab.mcl_models import (  # noqa: F401  (the models stay importable from nclab.mcl)
     HFCausalLM,
     OracleModel,
@@ -21,6 +21,12 @@ from nclab.mcl_models import (  # noqa: F401  (the models stay importable from n
     train_transformer,
     truncated_probs,
 )
+
+__all__ = [
+    "truncation_batch", "check_schedule", "divergence", "MCLResult", "position_probs", "mcl_from_probs",
+    "damcl_from_probs", "score_from_probs", "analyze_position", "analyze_position_naive", "analyze",
+    "boosted_probs", "decode_accuracy", "probability_cache"
+]
 
 
 # ---------------------------------------------------------------- truncation and MCL
@@ -37,7 +43,11 @@ def truncation_batch(prefix, schedule) -> tuple[np.ndarray, np.ndarray, list[int
 
 def check_schedule(schedule, t: int | None = None) -> list[int]:
     """Validate a context-length schedule: non-empty, positive, increasing; its first entry must fit in t."""
-    sched = list(schedule)
+    t = None if t is None else integer("t", t, 1)
+    try:
+        sched = list(schedule)
+    except TypeError:
+        raise ValueError(f"schedule={schedule!r} must be a list of context lengths") from None
     if any(isinstance(s, bool) or not float(s).is_integer() for s in sched):
         raise ValueError(f"schedule={sched} must hold whole numbers of tokens")
     sched = [int(s) for s in sched]
@@ -46,7 +56,7 @@ def check_schedule(schedule, t: int | None = None) -> list[int]:
     if any(s < 1 for s in sched) or any(b <= a for a, b in zip(sched, sched[1:], strict=False)):
         raise ValueError(f"schedule={sched} must be positive and strictly increasing")
     if t is not None and sched[0] > t:
-        raise ValueError(f"schedule starts at {sched[0]} but the sequence has only {t} tokens of context")
+        raise ValueError(f"schedule starts at {sched[0]} but t={t}: the sequence has only {t} tokens of context")
     return sched
 
 
@@ -55,23 +65,41 @@ def _check_probs(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} must hold probabilities: it has NaN or inf entries")
     if np.any(a < 0):
         raise ValueError(f"{name} must hold probabilities: it has a negative entry ({a.min():g}); allowed >= 0")
+    sums = a.sum(-1)
+    if np.any(np.abs(sums - 1) > 1e-3):
+        raise ValueError(f"{name} must hold probability distributions (rows summing to 1), got a row summing to "
+                         f"{sums.flat[np.argmax(np.abs(sums - 1))]:.4g}")
+
+
+def _probs(name: str, a, ndim: int | None = None) -> np.ndarray:
+    """``a`` as a float array of distributions along its last axis, or ValueError naming ``name``."""
+    a = array(name, a, finite=False)
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array of distributions, got shape {a.shape}")
+    _check_probs(name, a)
+    return a
+
+
+def _kind(name: str, kind) -> str:
+    if kind not in ("jsd", "tv", "kl"):
+        raise ValueError(f"{name}={kind!r} is unknown: use 'jsd', 'tv' or 'kl'")
+    return kind
 
 
 def divergence(p, q, kind: str = "jsd") -> np.ndarray:
     """Row-wise divergence between distributions: "jsd" (base 2, in [0, 1]), "tv", or "kl" (KL(p‖q))."""
-    p, q = np.atleast_2d(np.asarray(p, dtype=float)), np.atleast_2d(np.asarray(q, dtype=float))
-    for name, a in (("p", p), ("q", q)):
-        _check_probs(name, a)
+    kind = _kind("kind", kind)
+    p, q = np.atleast_2d(_probs("p", p)), np.atleast_2d(_probs("q", q))
+    if p.shape[-1] != q.shape[-1]:
+        raise ValueError(f"p and q must be distributions over the same vocabulary: {p.shape[-1]} vs {q.shape[-1]}")
     eps = 1e-300
     if kind == "tv":
         return 0.5 * np.abs(p - q).sum(-1)
     if kind == "kl":
         return np.where(p > 0, p * (np.log(p + eps) - np.log(q + eps)), 0.0).sum(-1)
-    if kind == "jsd":
-        m = (p + q) / 2
-        kl = lambda a, b: np.where(a > 0, a * (np.log2(a + eps) - np.log2(b + eps)), 0.0).sum(-1)  # noqa: E731
-        return 0.5 * kl(p, m) + 0.5 * kl(q, m)
-    raise ValueError(f"divergence={kind!r} is unknown: use 'jsd', 'tv' or 'kl'")
+    m = (p + q) / 2  # "jsd"
+    kl = lambda a, b: np.where(a > 0, a * (np.log2(a + eps) - np.log2(b + eps)), 0.0).sum(-1)  # noqa: E731
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
 @dataclass
@@ -96,6 +124,10 @@ def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
     """Smallest length whose top-1 is ``target`` with top1 − top2 ≥ δ; None unless the full context
     (last row) itself qualifies."""
     delta = real("delta", delta, 0.0, 1.0)
+    P = _probs("P", P, 2)
+    if P.shape[0] != len(lengths) or P.shape[1] < 2:
+        raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V >= 2 words")
+    target = integer("target", target, 0, P.shape[1] - 1)
     top2 = np.sort(P, axis=1)[:, -2:]
     ok = (P.argmax(1) == target) & (top2[:, 1] - top2[:, 0] >= delta)
     return next((ell for ell, good in zip(lengths, ok, strict=True) if good), None) if ok[-1] else None
@@ -104,10 +136,10 @@ def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
 def damcl_from_probs(P, lengths, div: str = "jsd", threshold: float = 0.1) -> int:
     """Smallest length whose distribution is within ``threshold`` of the full-context one (label-free)."""
     threshold = real("threshold", threshold, 0.0)
-    P = np.asarray(P, dtype=float)
-    if P.ndim != 2 or P.shape[0] != len(lengths):
+    div = _kind("div", div)
+    P = _probs("P", P, 2)
+    if P.shape[0] != len(lengths):
         raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V")
-    _check_probs("P", P)
     d = divergence(P, P[-1][None], div)
     return next(ell for ell, di in zip(lengths, d, strict=True) if di <= threshold)
 
@@ -115,10 +147,10 @@ def damcl_from_probs(P, lengths, div: str = "jsd", threshold: float = 0.1) -> in
 def score_from_probs(P, lengths, short: int, div: str = "jsd") -> float:
     """Detector score: divergence between the longest truncation ≤ ``short`` and the full context."""
     short = integer("short", short, 1)
-    P = np.asarray(P, dtype=float)
-    if P.ndim != 2 or P.shape[0] != len(lengths):
+    div = _kind("div", div)
+    P = _probs("P", P, 2)
+    if P.shape[0] != len(lengths):
         raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V")
-    _check_probs("P", P)
     idx = max((i for i, ell in enumerate(lengths) if ell <= short), default=0)
     return float(divergence(P[idx], P[-1], div)[0])
 
@@ -228,6 +260,9 @@ def boosted_probs(p_full, p_short, alpha: float) -> np.ndarray:
     """Long-context boosting: logits_full + α·(logits_full − logits_short) on the tokens whose probability
     rises with long context (p_full > p_short); other tokens keep logits_full. Renormalized."""
     alpha = real("alpha", alpha, 0.0)
+    p_full, p_short = _probs("p_full", p_full), _probs("p_short", p_short)
+    if p_full.shape != p_short.shape:
+        raise ValueError(f"p_full has shape {p_full.shape} but p_short has {p_short.shape}: they must match")
     lf, ls = np.log(np.clip(p_full, 1e-300, None)), np.log(np.clip(p_short, 1e-300, None))
     logits = np.where(p_full > p_short, lf + alpha * (lf - ls), lf)
     logits -= logits.max(-1, keepdims=True)

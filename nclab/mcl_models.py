@@ -11,6 +11,8 @@ from torch import nn
 from nclab._checks import integer, real
 from nclab._threads import configure_threads
 
+__all__ = ["OracleModel", "TinyTransformer", "train_transformer", "HFCausalLM", "truncated_probs"]
+
 configure_threads()
 
 
@@ -52,7 +54,8 @@ class TinyTransformer(nn.Module):
 
     def __init__(self, V: int, max_len: int = 128, d: int = 64, heads: int = 4, layers: int = 2, seed: int = 0):
         super().__init__()
-        d, heads = integer("d", d, 1), integer("heads", heads, 1)
+        d, heads = integer("d", d, 1, 1 << 14), integer("heads", heads, 1)
+        layers = integer("layers", layers, 1, 64)
         if d % heads:
             raise ValueError(f"heads={heads} must divide the width d={d} (each head gets d/heads dimensions)")
         self.V, self.max_len = integer("V", V, 2), integer("max_len", max_len, 2)

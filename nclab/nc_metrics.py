@@ -16,10 +16,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nclab._checks import integer
+from nclab._checks import array, integer
 from nclab.frames import Geometry
 from nclab.labels import class_sizes
 from nclab.ufm import resolve_device
+
+__all__ = [
+    "ClassStats", "NTPStats", "nc1", "geometry_metrics", "classifier_metrics", "loss_geometry", "targets_for",
+    "log_line"
+]
 
 PINV_RTOL = 1e-10  # eigenvalues of Σ_B below this × the largest count as 0 in Σ_B⁺
 
@@ -267,8 +272,8 @@ def classifier_metrics(W, sizes=None) -> dict:
     from nclab.metrics import gram_distance
     from nclab.seli import seli_geometry
 
-    W = np.asarray(W.detach().cpu() if torch.is_tensor(W) else W, dtype=np.float64)
-    if W.ndim != 2 or W.shape[0] < 2:
+    W = array("W", W.detach().cpu().numpy() if torch.is_tensor(W) else W, ndim=2)
+    if W.shape[0] < 2:
         raise ValueError(f"W must be a k×d classifier with k >= 2 rows, got shape {W.shape}")
     k = W.shape[0]
     G = W @ W.T
@@ -310,7 +315,7 @@ def targets_for(sizes, loss=None, max_k: int = 2000) -> dict[str, Geometry]:
     (the ETF and orthogonal frame are always measured by ``geometry_metrics`` without storing them)."""
     from nclab.seli import seli_geometry
 
-    sizes = class_sizes(np.rint(np.asarray(sizes, dtype=float)).astype(np.int64))
+    sizes = class_sizes(sizes)
     if sizes.size > integer("max_k", max_k, 2):
         raise ValueError(f"k={sizes.size} classes exceeds max_k={max_k}: dense k×k reference geometries would not fit")
     out = {"SELI": seli_geometry(sizes)}

@@ -13,6 +13,11 @@ from nclab._checks import array, integer, real, short
 from nclab.losses import get_loss
 from nclab.ufm import TrainingDiverged, resolve_device
 
+__all__ = [
+    "MLP", "train_classifier", "last_layer", "imbalanced_last_layer", "ContrastiveMLP", "train_contrastive",
+    "dead_units", "embed", "probe_accuracies", "ContextMLP", "train_lm", "lm_last_layer"
+]
+
 
 class MLP(nn.Module):
     """x ↦ W·h(x), h(x) = A_L ReLU(… ReLU(A_1 x)) ∈ R^feat_dim; the classifier W (k×feat_dim) has no bias.
@@ -224,16 +229,26 @@ def dead_units(model: ContrastiveMLP, X) -> int:
 
 @torch.no_grad()
 def embed(model: nn.Module, X) -> np.ndarray:
-    """Model outputs for X as columns (d×n)."""
-    return model(torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy().T.copy()
+    """Model outputs for X (n×p, one example per row) as columns (d×n)."""
+    X = array("X", X, ndim=2)
+    with torch.no_grad():
+        return model(torch.as_tensor(X, dtype=torch.float64)).numpy().T.copy()
 
 
 def probe_accuracies(Htr, ytr, Hte, yte) -> dict:
     """Nearest-class-centre and linear-probe (logistic regression) test accuracies on embeddings (d×n)."""
     from sklearn.linear_model import LogisticRegression
 
+    from nclab.labels import _labels
     from nclab.metrics import class_means
 
+    Htr, Hte = array("Htr", Htr, ndim=2), array("Hte", Hte, ndim=2)
+    ytr, yte = _labels(ytr, "ytr"), _labels(yte, "yte")
+    for H, y, h, w in ((Htr, ytr, "Htr", "ytr"), (Hte, yte, "Hte", "yte")):
+        if H.shape[1] != y.size:
+            raise ValueError(f"{h} has {H.shape[1]} columns (examples) but {w} has {y.size} labels: {h} must be d×n")
+    if Hte.shape[0] != Htr.shape[0]:
+        raise ValueError(f"Hte has feature dimension {Hte.shape[0]} but Htr has {Htr.shape[0]}")
     mu = class_means(Htr, ytr)
     ncc = np.argmin(((Hte[:, :, None] - mu[:, None, :]) ** 2).sum(0), axis=1)
     clf = LogisticRegression(max_iter=2000).fit(Htr.T, ytr)
@@ -251,7 +266,9 @@ class ContextMLP(nn.Module):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(integer("seed", seed, 0))
-            self.embed = nn.Embedding(V, integer("emb", emb, 1))
+            emb, hidden, feat_dim = (integer("emb", emb, 1, 1 << 16), integer("hidden", hidden, 1, 1 << 16),
+                                     integer("feat_dim", feat_dim, 1, 1 << 16))
+            self.embed = nn.Embedding(V, emb)
             self.features = nn.Sequential(nn.Linear(context_length * emb, hidden), nn.ReLU(),
                                           nn.Linear(hidden, feat_dim))
             self.classifier = nn.Linear(feat_dim, V, bias=False)

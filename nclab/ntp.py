@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real
 from nclab.labels import validate_distributions
+
+__all__ = [
+    "NTPData", "synthetic", "n_supports", "from_tokens", "context_preference", "toy_corpus", "ntp_loss",
+    "in_support_logits", "decompose", "subspace_collapse", "collapse_vs_data"
+]
 
 
 @dataclass
@@ -171,7 +176,7 @@ def toy_corpus(sentences: int = 2000, seed: int = 0, p_adj: float = 0.3, p_intra
 
 def ntp_loss(L, data: NTPData) -> float:
     """CE(L) = Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) for logits L (V×m)."""
-    L = np.asarray(L, dtype=float)
+    L = array("L", L, ndim=2)
     if L.shape != data.P.shape:
         raise ValueError(f"L has shape {L.shape}, expected {data.P.shape}")
     Z = L - L.max(0, keepdims=True)
@@ -192,8 +197,10 @@ def in_support_logits(data: NTPData) -> np.ndarray:
 def decompose(L, S) -> tuple[np.ndarray, np.ndarray]:
     """L = in-support part (column j centred on S_j, zero off S_j: the subspace F of in-support
     differences) + orthogonal part (constant on each S_j). The two are orthogonal and sum to L."""
-    L = np.asarray(L, dtype=float)
-    S = np.asarray(S, dtype=bool)
+    L, S = array("L", L, ndim=2), array("S", S, ndim=2)
+    if np.any((S != 0) & (S != 1)) or np.any(S.sum(0) == 0):
+        raise ValueError("S must be a 0/1 support matrix with a non-empty support in every column")
+    S = S.astype(bool)
     if L.shape != S.shape:
         raise ValueError(f"L has shape {L.shape} but the support matrix has {S.shape}")
     mean = (L * S).sum(0) / np.maximum(S.sum(0), 1)
@@ -206,8 +213,10 @@ def subspace_collapse(H, groups, r: int) -> dict:
     mean_j ‖x_j‖, for x = the projection of H on its top-r left singular subspace ("projected") and for
     H itself ("unprojected"); groups with one context are ignored. "between_projected" is the spread of
     the group means (mean ‖x̄_g − mean_g x̄_g‖ / mean_j ‖x_j‖) in the projected subspace."""
-    H = np.asarray(H, dtype=float)
+    H = array("H", H, ndim=2)
     groups = np.asarray(groups)
+    if groups.shape != (H.shape[1],):
+        raise ValueError(f"groups must give one group per column of H ({H.shape[1]}), got shape {groups.shape}")
     r = integer("r", r, 1, min(H.shape))
     U = np.linalg.svd(H, full_matrices=False)[0][:, :r]
     out = {}

@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from nclab._checks import integer, real
+from nclab._checks import array, integer, real
 from nclab.labels import class_sizes, sizes_of
+
+__all__ = [
+    "optimal_value", "BatchSchedule", "schedule", "Verdict", "check_batches", "class_objective", "meeting_matrix",
+    "scl_representations"
+]
 
 
 def optimal_value(sizes, tau: float) -> float:
@@ -173,7 +178,7 @@ def class_objective(G, sizes, tau: float) -> float:
     """Full-batch SCL of collapsed embeddings with class Gram G:
     Σ_{c: n_c≥2} n_c [log((n_c−1)e^{G_cc/τ} + Σ_{c'≠c} n_c' e^{G_cc'/τ}) − G_cc/τ], as a log-sum-exp
     (finite for any τ > 0)."""
-    G = np.asarray(G, dtype=float)
+    G = array("G", G, ndim=2)
     sizes = class_sizes(sizes).astype(float)
     tau = real("tau", tau, 0.0, lo_open=True)
     if G.shape != (sizes.size, sizes.size):

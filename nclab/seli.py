@@ -13,6 +13,11 @@ from nclab.frames import Geometry, checked_sizes, psd_sqrt
 from nclab.labels import centering, class_sizes
 from nclab.metrics import step_group_summary
 
+__all__ = [
+    "seli_geometry", "sel_singular_values", "step_closed_form", "step_gram", "minority_collapse_cosine",
+    "seli_from_svd"
+]
+
 
 def seli_geometry(sizes) -> Geometry:
     """SELI geometry for any class sizes (the n_c must be positive integers, k ≥ 2).

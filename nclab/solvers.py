@@ -17,6 +17,8 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
+__all__ = []  # backends of nclab.convex, which validates every input before calling them
+
 _TOLS = (1e-10, 1e-8, 1e-7)
 _OFF = -800.0  # log-weight of an absent logit: exp(-800) == 0 in float64
 

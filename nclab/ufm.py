@@ -20,6 +20,11 @@ from nclab.losses import get_loss
 from nclab.metrics import centered_etf_distance, nc1, of_distance, summary
 from nclab.ufm_kernels import Family, batch_order, family, loss_and_grad, soft_family
 
+__all__ = [  # project_sphere is a step of train_sphere_ufm, not an entry point
+    "TrainingDiverged", "UFMResult", "SphereResult", "resolve_device", "log_schedule", "train_ufm",
+    "train_sphere_ufm"
+]
+
 
 class TrainingDiverged(RuntimeError):
     """Raised when the objective becomes non-finite or explodes; the message says what to change."""
@@ -59,10 +64,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def log_schedule(steps: int, points: int) -> np.ndarray:
-    """About ``points`` log-spaced integers from 0 to ``steps`` (both included), unique and sorted."""
+def log_schedule(steps: int, points: int, *, name: str = "points") -> np.ndarray:
+    """About ``points`` log-spaced integers from 0 to ``steps`` (both included), unique and sorted; errors name
+    ``points`` as ``name`` (the trainers' ``record``)."""
     steps = integer("steps", steps, 1)
-    points = integer("record", points, 2)
+    points = integer(name, points, 2)
     grid = np.unique(np.round(np.geomspace(1, steps, points - 1)).astype(int))
     return np.concatenate([[0], grid])
 
@@ -126,7 +132,7 @@ def train_ufm(y=None, *, class_sizes=None, d: int, loss="ce", lam: float = 0.0, 
         fam = soft_family(Pt.numpy(), wt.numpy()) if soft_labels is not None else family(loss, y, k)
     history: dict[str, list] = {"step": [], "objective": []}
     run = dict(lam=lam, lr=lr, steps=steps, bs=bs, n=n, tol=tol, seed=seed, history=history,
-               schedule=set(log_schedule(steps, record).tolist()), metric_fn=metric_fn)
+               schedule=set(log_schedule(steps, record, name="record").tolist()), metric_fn=metric_fn)
     if fam is not None:
         return _train_numpy(W.numpy(), H.numpy(), y, fam, progress=progress, **run)
     yt = torch.as_tensor(y, dtype=torch.long, device=dev)
@@ -365,7 +371,7 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
     H = project_sphere(H, nonneg)
     yt = torch.as_tensor(y, dtype=torch.long)
     schedule = batches if batches is not None else (lambda epoch: [np.arange(n)])
-    marks = set(log_schedule(epochs, record).tolist())
+    marks = set(log_schedule(epochs, record, name="record").tolist())
     history: dict[str, list] = {}
     step = step0
 

@@ -128,7 +128,7 @@ def _run(specs, d, steps, record, dev, progress, tol) -> list[UFMResult]:
         raise ValueError("the initial objective is not finite: check W0/H0 and init_scale")
     limit = 1e6 * torch.clamp(first, min=1.0)
     snapshot(0, range(B))
-    schedule = set(log_schedule(steps, record).tolist())
+    schedule = set(log_schedule(steps, record, name="record").tolist())
     bar = _progress(steps, progress)
     interrupted, pending, live = False, 0, torch.ones(B, 1, 1, dtype=torch.float64, device=dev)
     try:

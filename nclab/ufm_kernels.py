@@ -16,6 +16,8 @@ import torch
 
 from nclab.losses import LogitAdjustedCE, cross_entropy
 
+__all__ = []  # internal kernels of nclab.ufm / nclab.ufm_batched, which validate every input
+
 
 @dataclass
 class Family:

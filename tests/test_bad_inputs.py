@@ -1,5 +1,7 @@
 """Regression tests for issue 14: bad input gets a ValueError naming the parameter, never a silent answer."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -103,3 +105,42 @@ def test_train_classifier_checks_any_module_by_a_probe_forward():
         train_classifier(model, np.zeros((3, 4)), [0, 1, 5], epochs=1, progress=False)
     hist = train_classifier(model, np.eye(3, 4), [0, 1, 2], epochs=2, progress=False)
     assert len(hist["loss"]) == 2
+
+
+# ---- issue 14, second round: the modules the first round left (each was a hang, a silent NaN or an accepted
+# wrong value in the common-inputs table)
+def _bad_calls():
+    import torch
+
+    from nclab import convex, darex, frames, mcl, ntp
+    from nclab.mcl_models import TinyTransformer
+
+    delta = {"w": torch.ones(3, 3)}
+    probs = [[0.5, 0.5], [0.9, 0.1]]
+    return {
+        "geometry_from_class_logits inf (hung)": (lambda: frames.geometry_from_class_logits(
+            [[np.inf, 0], [0, 1]], [2, 2]), "M has NaN or infinite"),
+        "subspace_collapse inf (hung)": (lambda: ntp.subspace_collapse(
+            np.array([[np.inf, 1, 2], [0, 1, 2]]), [0, 0, 1], 1), "H has NaN or infinite"),
+        "TinyTransformer layers=1e30 (hung)": (lambda: TinyTransformer(5, layers=1e30), "layers="),
+        "TinyTransformer layers=0": (lambda: TinyTransformer(5, layers=0), "layers=0"),
+        "check_schedule t=2.5": (lambda: mcl.check_schedule([1, 2], t=2.5), "t=2.5"),
+        "divergence of 1.5": (lambda: mcl.divergence([1.5, -0.5], [0.5, 0.5]), "p must hold probabilit"),
+        "divergence rows not summing to 1": (lambda: mcl.divergence([0.9, 0.9], [0.5, 0.5]), "summing to 1.8"),
+        "mcl_from_probs NaN": (lambda: mcl.mcl_from_probs([[np.nan, 1.0]] * 2, [1, 2], 0), "P must hold"),
+        "mcl_from_probs target out of vocabulary": (lambda: mcl.mcl_from_probs(probs, [1, 2], 7), "target=7"),
+        "damcl kind": (lambda: mcl.damcl_from_probs(probs, [1, 2], div="l2"), "div='l2'"),
+        "dare q=1.5": (lambda: darex.dare(delta, 0.5, q=1.5), "q=1.5"),
+        "magnitude_prune scale=-1": (lambda: darex.magnitude_prune(delta, 0.5, scale=-1), "scale=-1"),
+        "output_change_stats NaN delta": (lambda: darex.output_change_stats(
+            [[np.nan, 1.0]], [1.0, 1.0], 0.5), "Delta has NaN"),
+        "ntp_max_margin NaN support": (lambda: convex.ntp_max_margin([[1, np.nan], [0, 1]]), "S has NaN"),
+        "decompose NaN logits": (lambda: ntp.decompose([[np.nan, 1.0], [0, 1]], [[1, 0], [0, 1]]), "L has NaN"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_calls()))
+def test_second_round_bad_inputs_get_a_clear_error(case):
+    call, message = _bad_calls()[case]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()

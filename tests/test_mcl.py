@@ -121,7 +121,7 @@ def test_divergences_and_boosting():
     assert divergence(p, q, "kl")[0] == pytest.approx(np.sum(p * np.log(p / q)))
     np.testing.assert_allclose(boosted_probs(p, q, 0.0), p)
     assert boosted_probs(p, q, 2.0)[0] > p[0]
-    with pytest.raises(ValueError, match="divergence='hellinger'"):
+    with pytest.raises(ValueError, match="kind='hellinger'"):
         divergence(p, q, "hellinger")
 
 
