@@ -3,7 +3,9 @@
 JupyterLab is started on 127.0.0.1 (token and xsrf off, a temporary smoke-parameterized copy of notebooks/) and
 stopped by PID; Debian's /usr/bin/chromium is driven headless by Playwright. For every notebook: run all cells,
 then move one slider of its first app with the keyboard and assert that the plotted data changed, with no error
-output and no widget error. One notebook is also opened under Voilà. Screenshots go to results/ui/.
+output and no widget error. One notebook is also opened under Voilà. Screenshots go to results/ui/; the screenshot
+tour (every notebook's top, each of its apps and its claims table, as a student sees them after "Run all") goes to
+results/ui/tour/ with an index, tour.md.
 """
 
 import os
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SHOTS = ROOT / "results" / "ui"
+TOUR = SHOTS / "tour"
 PLOT_DATA = ("JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot'))"
              ".map(e => (e.data || []).map(t => [t.x, t.y, t.z])))")
 CURRENT = "window.jupyterapp.shell.currentWidget"
@@ -96,6 +99,16 @@ def server(tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_tour():
+    """The tour is rewritten by every run of this module."""
+    import shutil
+
+    shutil.rmtree(TOUR, ignore_errors=True)
+    TOUR.mkdir(parents=True)
+    (TOUR / "tour.md").write_text("# Screenshot tour: every notebook after Run all (smoke), JupyterLab + Chromium\n\n")
+
+
 @pytest.fixture(scope="module")
 def browser(server):
     from playwright.sync_api import sync_playwright
@@ -158,9 +171,36 @@ def test_notebook_runs_and_slider_moves_plot(server, browser, nb):
             page.screenshot(path=str(SHOTS / f"{nb.stem}.png"))
         for text in ("Error displaying widget", "Failed to load model class", "Error rendering"):
             assert page.locator(f"text={text}").count() == 0, text
+        shots = _tour(page, nb.stem)
+        assert shots["top"].exists() and bool(shots["apps"]) == ("_app(" in nb.read_text()), shots
     finally:
         page.evaluate(f"{CURRENT} && {CURRENT}.sessionContext ? {CURRENT}.sessionContext.shutdown() : null")
         page.close()
+
+
+def _tour(page, stem: str) -> dict:
+    """Screenshots of the notebook's top, each app (an output holding a slider) and the claims table; appends
+    their list to tour.md. Returns {"top": path, "apps": [paths], "claims": path or None}."""
+    TOUR.mkdir(parents=True, exist_ok=True)
+    page.evaluate(f"{CURRENT}.content.activeCellIndex = 0; {CURRENT}.content.scrollToItem(0)")
+    page.locator(".jp-NotebookPanel-notebook .jp-Cell").first.scroll_into_view_if_needed()
+    top = TOUR / f"{stem}_0_top.png"
+    page.screenshot(path=str(top))
+    apps = []
+    for i, el in enumerate(page.locator(".jp-OutputArea-output:has(.widget-slider)").all(), start=1):
+        el.scroll_into_view_if_needed()
+        apps.append(TOUR / f"{stem}_{i}_app.png")
+        el.screenshot(path=str(apps[-1]))
+    tables = page.locator(".jp-OutputArea-output:has-text('claims hold')")
+    claims = None
+    if tables.count():
+        claims = TOUR / f"{stem}_9_claims.png"
+        tables.last.scroll_into_view_if_needed()
+        tables.last.screenshot(path=str(claims))
+    with open(TOUR / "tour.md", "a", encoding="utf-8") as fh:
+        fh.write(f"## {stem}\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in [top, *apps, *([claims] if claims
+                                                                                                     else [])]) + "\n")
+    return {"top": top, "apps": apps, "claims": claims}
 
 
 def test_voila_renders_a_dashboard(server, browser, tmp_path):
