@@ -157,8 +157,8 @@ def ridge_state(k: int, R: float, k_min: int, lam: float, n_min: int = 1, points
     seli_ratio = group_stats(seli.W_gram, maj)["sq_norm_ratio"] if maj.any() else 1.0
     capped = f" (capped at 0.9 λ₀; asked {lam:.3g})" if used < lam else ""
     collapse = ratio > COLLAPSE_FACTOR * seli_ratio
-    why = (" — minority collapse: near λ₀ the ridge shrinks the minority classifiers towards 0 (and together), "
-           "so the ratio blows up" if collapse else "")
+    why = (" — minority collapse: near λ₀ the ridge has shrunk the minority classifiers to ≈ 0 (they no longer "
+           "tell the minority classes apart), so the ratio is a large number over ≈ 0" if collapse else "")
     return {"grams": {"W Wᵀ, this λ": normalized(g.W_gram), "W Wᵀ, SELI": normalized(seli.W_gram),
                       "means, this λ": normalized(g.H_gram), "means, SELI": normalized(seli.H_gram)},
             "path": path, "lam": used, "lam0": lam0, "seli_W_sq_ratio": seli_ratio, "minority_collapse": collapse,
