@@ -125,6 +125,9 @@ def test_cssvm_app_button_jumps_to_symmetric_gamma():
     app.extra[1].click()
     assert app.controls["gamma"].value == pytest.approx(-0.5)
     assert not np.allclose(np.array(app.figures[0].data[-1].x), before)
+    app.extra[0].value = "W"
+    app.extra[1].click()  # equal classifier norms at γ ≈ 0.7976: the slider (and its readout) holds 0.798
+    assert app.controls["gamma"].value == 0.798 and "γ=+0.798" in app.status.value
     app.extra[0].value = "etf"
     app.extra[1].click()
     assert app.controls["kind"].value == "ldt" and app.controls["gamma"].value == 0.5

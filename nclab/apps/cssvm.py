@@ -57,7 +57,7 @@ def cssvm_state(kind: str, k: int, R: float, k_min: int, gamma: float, solver_po
     return {"gamma_grid": grid, "curves": gamma_curves(k, R, k_min, geom_kind, grid),
             "solver_gammas": np.array(coarse), "solver": cssvm_solver_curves(geom_kind, k, R, k_min, coarse),
             "gamma": float(gamma), "etf_cos": -1.0 / (k - 1), "symmetric": sym,
-            "message": (f"{kind.upper()} γ={gamma:+.2f} (δ_maj/δ_min = {R**gamma:.4g}), R={R:.6g}: "
+            "message": (f"{kind.upper()} γ={gamma:+.3f} (δ_maj/δ_min = {R**gamma:.4g}), R={R:.6g}: "
                         f"‖w_maj‖²/‖w_min‖² = {now['w_sq_ratio']:.4f}, "
                         f"‖h_maj‖²/‖h_min‖² = {now['h_sq_ratio']:.4f}; symmetric γ: "
                         + ", ".join(f"{t} {v:+.4f}" if np.isfinite(v) else f"{t} none" for t, v in sym.items()))}
@@ -117,7 +117,7 @@ def cssvm_app(kind: str = "cdt", k: int = 4, R: float = 10.0, k_min: int = 2, ga
                                 readout_format=".6g", continuous_update=False, style=style)
     kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", continuous_update=False,
                             style=style)
-    gs = widgets.FloatSlider(value=gamma, min=-1.5, max=1.5, step=0.01, description="γ", readout_format=".2f",
+    gs = widgets.FloatSlider(value=gamma, min=-1.5, max=1.5, step=0.001, description="γ", readout_format=".3f",
                              style=style)
     ks.observe(lambda ch: setattr(kms, "max", ch["new"] - 1), names="value")
     app = App({"kind": kinds, "k": ks, "R": Rs, "k_min": kms, "gamma": gs},
@@ -134,7 +134,7 @@ def cssvm_app(kind: str = "cdt", k: int = 4, R: float = 10.0, k_min: int = 2, ga
             return
         if target.value == "etf":
             kinds.value = "ldt"
-        gs.value = g
+        gs.value = round(g, 3)  # on the slider's grid, so the readout shows the γ used
 
     button.on_click(jump)
     app.extra = [target, button]
