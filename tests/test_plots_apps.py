@@ -52,11 +52,17 @@ def test_apply_seli_theory_on_plain_figures_moves_marker_and_data():
     # k_min = 1: the min–min cosine is undefined and drawn as a gap, never as NaN
     idx = list(CURVES).index("cos(w_min, w_min′)")
     assert all(v is None for v in figs[1].data[idx].y)
+    # ratios (log axis, top) and cosines ([−1, 1], bottom) sit on separate axes
+    assert {figs[1].data[i].yaxis for i, (_, is_ratio) in enumerate(CURVES.values()) if is_ratio} == {"y"}
+    assert {figs[1].data[i].yaxis for i, (_, is_ratio) in enumerate(CURVES.values()) if not is_ratio} == {"y2"}
+    assert figs[1].layout.yaxis.type == "log" and list(figs[1].layout.yaxis2.range) == [-1.05, 1.05]
 
 
 def test_seli_app_slider_changes_plotted_data_and_kmin_is_clamped():
     app = seli_theory_app(k=4, R=10, k_min=2)
     z0 = np.array(app.figures[0].data[0].z)
+    # the readout shows the R the closed forms use: 10**2.95 = 891.251 (not "891")
+    assert format(10**2.95, app.controls["R"].readout_format) == "891.251"
     app.controls["R"].value = 100
     assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
     # the plotted Gram is SELI at R = 100, computed independently by the SVD of P Y (not the closed form)
@@ -72,20 +78,30 @@ def test_seli_app_slider_changes_plotted_data_and_kmin_is_clamped():
 
 
 def test_ridge_state_caps_lambda_below_zero_solution():
-    state = ridge_state(4, 100, 2, log10_lam=0.0)
+    state = ridge_state(4, 100, 2, lam=1.0)
     lam0 = zero_threshold(step_sizes(4, 100, 2))
     assert state["lam"] == pytest.approx(0.9 * lam0)
     assert np.all(np.isfinite(state["path"]["d_W"]))
+    # the readout says the λ used, and that the blown-up ratio near λ₀ is minority collapse
+    assert "capped" in state["message"] and state["minority_collapse"] and "minority collapse" in state["message"]
+    small = ridge_state(4, 10, 2, lam=1e-5)
+    assert not small["minority_collapse"] and "minority collapse" not in small["message"]
+    with pytest.raises(ValueError, match="lam"):
+        ridge_state(4, 10, 2, lam=-1e-3)
 
 
 def test_ridge_app_updates_in_place():
-    app = ridge_app(R=10, log10_lam=-2)
+    app = ridge_app(R=10, lam=1e-2)
     before = np.array(app.figures[0].data[0].z)
-    app.controls["log10_lam"].value = -5
+    app.controls["lam"].value = 1e-5
     assert not np.allclose(np.array(app.figures[0].data[0].z), before)
-    assert app.controls["log10_lam"].continuous_update is False
+    assert app.controls["lam"].continuous_update is False
+    assert app.controls["lam"].readout_format == ".3g"
+    # one fixed colour scale for all four Gram panels; short panel titles (they must not overlap)
+    assert {(t.zmin, t.zmax) for t in app.figures[0].data} == {(-1.0, 1.0)}
+    assert max(len(a.text) for a in app.figures[0].layout.annotations) <= 14
     figs = [go.Figure(f) for f in app.figures]
-    apply_ridge(figs, ridge_state(4, 10, 2, -3))
+    apply_ridge(figs, ridge_state(4, 10, 2, 1e-3))
     assert list(figs[1].data[-1].x) == pytest.approx([1e-3, 1e-3])
 
 
@@ -109,10 +125,24 @@ def test_cssvm_app_button_jumps_to_symmetric_gamma():
     app.extra[1].click()
     assert app.controls["gamma"].value == pytest.approx(-0.5)
     assert not np.allclose(np.array(app.figures[0].data[-1].x), before)
+    app.extra[0].value = "W"
+    app.extra[1].click()  # equal classifier norms at γ ≈ 0.7976: the slider (and its readout) holds 0.798
+    assert app.controls["gamma"].value == 0.798 and "γ=+0.798" in app.status.value
     app.extra[0].value = "etf"
     app.extra[1].click()
     assert app.controls["kind"].value == "ldt" and app.controls["gamma"].value == 0.5
     assert jump_to_symmetric({"symmetric": {"W": float("nan")}}, "W") is None
+    # at LDT γ = ½ (the "ETF (LDT)" jump) the classifier curves meet the ETF references at the marker: W ratio 1,
+    # every W cosine −1/(k−1); ratios and cosines are drawn on separate axes
+    s = app.state
+    i = int(np.argmin(np.abs(s["gamma_grid"] - 0.5)))
+    assert s["curves"]["W: ‖maj‖²/‖min‖²"][i] == pytest.approx(1.0)
+    for c in ("cos maj–maj", "cos min–min", "cos maj–min"):
+        assert s["curves"][f"W: {c}"][i] == pytest.approx(-1 / 3)
+        assert s["curves"][f"H: {c}"][i] == pytest.approx(-1 / 3)
+    assert s["curves"]["H: ‖maj‖²/‖min‖²"][i] == pytest.approx(0.1)  # ‖h_c‖² ∝ 1/n_c: still 1/R
+    fig = app.figures[0]
+    assert fig.data[0].yaxis == "y" and fig.data[2].yaxis == "y2" and fig.layout.yaxis.type == "log"
 
 
 def test_scl_theory_state_relu_is_of_and_value_matches_formula():

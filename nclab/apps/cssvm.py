@@ -7,7 +7,6 @@ import functools
 import ipywidgets as widgets
 import numpy as np
 
-from nclab import plots
 from nclab.apps.base import App, nan_to_none
 from nclab.labels import step_sizes
 from nclab.metrics import group_stats
@@ -58,55 +57,74 @@ def cssvm_state(kind: str, k: int, R: float, k_min: int, gamma: float, solver_po
     return {"gamma_grid": grid, "curves": gamma_curves(k, R, k_min, geom_kind, grid),
             "solver_gammas": np.array(coarse), "solver": cssvm_solver_curves(geom_kind, k, R, k_min, coarse),
             "gamma": float(gamma), "etf_cos": -1.0 / (k - 1), "symmetric": sym,
-            "message": (f"{kind.upper()} γ={gamma:+.2f}: ‖w_maj‖²/‖w_min‖² = {now['w_sq_ratio']:.4f}, "
+            "message": (f"{kind.upper()} γ={gamma:+.3f} (δ_maj/δ_min = {R**gamma:.4g}), R={R:.6g}: "
+                        f"‖w_maj‖²/‖w_min‖² = {now['w_sq_ratio']:.4f}, "
                         f"‖h_maj‖²/‖h_min‖² = {now['h_sq_ratio']:.4f}; symmetric γ: "
                         + ", ".join(f"{t} {v:+.4f}" if np.isfinite(v) else f"{t} none" for t, v in sym.items()))}
 
 
 def cssvm_figures(state: dict) -> list:
+    """Per geometry (classifiers W, class embeddings H): squared-norm ratio (log axis, top) and the three
+    cosines ([−1, 1], bottom) on separate axes; lines the closed form, black markers the convex solver."""
+    from nclab.apps.seli import _ratio_cosine_figure, _vline
+
     figs = []
     for t in ("W", "H"):
-        fig = plots.curves([], {}, xlabel="γ  (δ_maj/δ_min = R^γ)", ylabel="ratio / cosine",
-                           title=f"{'classifiers' if t == 'W' else 'class embeddings'} — lines: closed form, "
-                                 "markers: convex solver", height=340)
+        fig = _ratio_cosine_figure(f"{'classifiers W' if t == 'W' else 'class embeddings H'} — lines: closed form, "
+                                   "markers: convex solver", "γ  (δ_maj/δ_min = R^γ)", "‖maj‖²/‖min‖²")
         for label in (lab for lab in state["curves"] if lab.startswith(t)):
-            fig.add_scatter(x=[], y=[], mode="lines", name=label.split(": ")[1], legendgroup=label)
+            row = 1 if "‖" in label else 2
+            fig.add_scatter(x=[], y=[], mode="lines", name=label.split(": ")[1], legendgroup=label, row=row, col=1)
             fig.add_scatter(x=[], y=[], mode="markers", name=label.split(": ")[1] + " (solver)",
-                            legendgroup=label, showlegend=False, marker=dict(size=6, color="black"))
-        fig.add_scatter(x=[-1.5, 1.5], y=[1, 1], mode="lines", name="ETF ratio", line=dict(dash="dash", color="gray"))
-        fig.add_scatter(x=[-1.5, 1.5], y=[0, 0], mode="lines", name="ETF cosine", line=dict(dash="dot", color="gray"))
-        plots.add_vline(fig, state["gamma"], name="current γ")
+                            legendgroup=label, showlegend=False, marker=dict(size=6, color="black"), row=row, col=1)
+        fig.add_scatter(x=[-1.5, 1.5], y=[1, 1], mode="lines", name="ETF ratio (=1)",
+                        line=dict(dash="dash", color="gray"), row=1, col=1)
+        fig.add_scatter(x=[-1.5, 1.5], y=[0, 0], mode="lines", name="ETF cosine −1/(k−1)",
+                        line=dict(dash="dot", color="gray"), row=2, col=1)
+        _vline(fig, 1)
+        _vline(fig, 2)
         figs.append(fig)
     apply_cssvm(figs, state)
     return figs
 
 
 def apply_cssvm(figs: list, state: dict) -> None:
-    """Write ``cssvm_state`` output into the [W, H] figures (4 line/marker pairs, 2 references, marker)."""
+    """Write ``cssvm_state`` output into the [W, H] figures (4 line/marker pairs, the ETF ratio and cosine,
+    the current-γ marker in each panel)."""
+    from nclab.apps.seli import _finite_span
+
     for fig, t in zip(figs, ("W", "H"), strict=True):
         labels = [lab for lab in state["curves"] if lab.startswith(t)]
+        ratios = [[1.0]]
         for i, label in enumerate(labels):
             line, dots = fig.data[2 * i], fig.data[2 * i + 1]
             line.x, line.y = state["gamma_grid"], nan_to_none(state["curves"][label])
             dots.x, dots.y = state["solver_gammas"], nan_to_none(state["solver"][label])
-        fig.data[-2].y = [state["etf_cos"]] * 2
-        fig.data[-1].x = [state["gamma"], state["gamma"]]
+            if "‖" in label:
+                ratios += [state["curves"][label], state["solver"][label]]
+        fig.data[-3].y = [state["etf_cos"]] * 2
+        fig.data[-2].x, fig.data[-2].y = [state["gamma"], state["gamma"]], _finite_span(ratios)
+        fig.data[-1].x, fig.data[-1].y = [state["gamma"], state["gamma"]], [-1.0, 1.0]
 
 
 def cssvm_app(kind: str = "cdt", k: int = 4, R: float = 10.0, k_min: int = 2, gamma: float = 0.0) -> App:
     """Loss kind, k, R, k_min (re-solve on release) and γ → the eight curves; a button jumps to the
     symmetric γ (H norms, W norms, or the LDT ETF)."""
     kinds = widgets.ToggleButtons(options=[("CDT / VS", "cdt"), ("LDT", "ldt")], value=kind, description="loss")
-    ks = widgets.IntSlider(value=k, min=3, max=10, description="k", continuous_update=False)
-    Rs = widgets.FloatLogSlider(value=R, base=10, min=0, max=3, step=0.05, description="R", continuous_update=False)
-    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", continuous_update=False)
-    gs = widgets.FloatSlider(value=gamma, min=-1.5, max=1.5, step=0.01, description="γ")
+    style = {"description_width": "initial"}
+    ks = widgets.IntSlider(value=k, min=3, max=10, description="k", continuous_update=False, style=style)
+    Rs = widgets.FloatLogSlider(value=R, base=10, min=0, max=3, step=0.05, description="R = n_maj/n_min",
+                                readout_format=".6g", continuous_update=False, style=style)
+    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", continuous_update=False,
+                            style=style)
+    gs = widgets.FloatSlider(value=gamma, min=-1.5, max=1.5, step=0.001, description="γ", readout_format=".3f",
+                             style=style)
     ks.observe(lambda ch: setattr(kms, "max", ch["new"] - 1), names="value")
     app = App({"kind": kinds, "k": ks, "R": Rs, "k_min": kms, "gamma": gs},
               cssvm_figures(cssvm_state(kind, k, R, k_min, gamma)), cssvm_state, apply_cssvm,
               title="CS-SVM geometry vs γ")
     target = widgets.Dropdown(options=[("equal H norms", "H"), ("equal W norms", "W"), ("ETF (LDT)", "etf")],
-                              value="H", description="symmetric")
+                              value="H", description="symmetric", style=style)
     button = widgets.Button(description="make it symmetric")
 
     def jump(_):
@@ -116,7 +134,7 @@ def cssvm_app(kind: str = "cdt", k: int = 4, R: float = 10.0, k_min: int = 2, ga
             return
         if target.value == "etf":
             kinds.value = "ldt"
-        gs.value = g
+        gs.value = round(g, 3)  # on the slider's grid, so the readout shows the γ used
 
     button.on_click(jump)
     app.extra = [target, button]

@@ -6,8 +6,10 @@ import functools
 
 import ipywidgets as widgets
 import numpy as np
+from plotly.subplots import make_subplots
 
 from nclab import plots
+from nclab._checks import real
 from nclab.apps.base import App, nan_to_none
 from nclab.convex import regularized_optimum, zero_threshold
 from nclab.frames import etf_geometry
@@ -31,34 +33,65 @@ def seli_theory_state(k: int, R: float, k_min: int, R_max: float = 1000.0, point
         vals = np.array([cf[key] for cf in cfs])
         curves[label] = np.sqrt(vals) if is_ratio else vals
     now = step_closed_form(k, R, k_min)
-    return {"grams": {"W Wᵀ (SELI)": normalized(Wg), "class-mean Gram (SELI)": normalized(Hg),
-                      "logits W H_c = P": normalized(np.eye(k) - 1.0 / k),
-                      "simplex ETF": normalized(etf_geometry([1] * k).W_gram)},
+    return {"grams": {"W Wᵀ (SELI)": normalized(Wg), "class means (SELI)": normalized(Hg),
+                      "logits W H = P": normalized(np.eye(k) - 1.0 / k),
+                      "W Wᵀ (ETF)": normalized(etf_geometry([1] * k).W_gram)},
             "R_grid": grid, "curves": curves, "R": float(R), "etf_cos": -1.0 / (k - 1),
-            "message": (f"k={k}, R={R:g}, k_min={k_min}: ‖w_maj‖/‖w_min‖ = {np.sqrt(now['w_sq_ratio']):.4f}, "
+            "message": (f"k={k}, R={float(R):.6g}, k_min={k_min}: ‖w_maj‖/‖w_min‖ = {np.sqrt(now['w_sq_ratio']):.4f}, "
                         f"‖h_maj‖/‖h_min‖ = {np.sqrt(now['h_sq_ratio']):.4f}, "
                         f"cos(w_maj,w_min) = {now['w_cos_maj_min']:.4f}")}
 
 
+GRAM_SCALE = dict(zmax=1.0, scale_title="G / ‖G‖_F")  # one fixed colour scale for every Gram panel
+LABEL = {"description_width": "initial"}
+
+
+def _vline(fig, row: int) -> None:
+    """A dotted marker line in subplot ``row`` (a trace, so an update moves it by its data)."""
+    fig.add_scatter(x=[], y=[], mode="lines", name="current", showlegend=False,
+                    line=dict(color="black", dash="dot"), row=row, col=1)
+
+
+def _ratio_cosine_figure(title: str, xlabel: str, ratio_label: str, height: int = 520):
+    """Two stacked panels sharing x: norm ratios (log y) on top, cosines ([−1, 1]) below."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("norm ratios", "cosines"))
+    fig.update_layout(template=plots.template(), height=height, title=title, margin=dict(l=40, r=20, t=60, b=40))
+    fig.update_yaxes(type="log", title_text=ratio_label, row=1, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="cosine", row=2, col=1)
+    fig.update_xaxes(title_text=xlabel, row=2, col=1)
+    return fig
+
+
+def _finite_span(arrays) -> list:
+    vals = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    return [float(vals.min()), float(vals.max())] if vals.size else [1.0, 1.0]
+
+
 def seli_theory_figures(state: dict) -> list:
-    heat = plots.heatmaps(state["grams"], height=260)
-    lines = plots.curves(state["R_grid"], {}, xlabel="R = n_maj/n_min", ylabel="ratio / cosine", log_x=True,
-                         height=360, title="SELI closed forms vs imbalance")
-    for label in CURVES:
-        lines.add_scatter(x=[], y=[], mode="lines", name=label)
-    lines.add_scatter(x=[1, state["R_grid"][-1]], y=[1, 1], mode="lines", name="ETF ratio (=1)",
-                      line=dict(dash="dash", color="gray"))
-    lines.add_scatter(x=[], y=[], mode="lines", name="ETF cosine −1/(k−1)", line=dict(dash="dot", color="gray"))
-    lines.add_scatter(x=[1, state["R_grid"][-1]], y=[1, 1], mode="lines", name="minority collapse (cos = 1)",
-                      line=dict(dash="dashdot", color="firebrick", width=1))
-    plots.add_vline(lines, state["R"], name="current R")
+    heat = plots.heatmaps(state["grams"], height=260, **GRAM_SCALE)
+    lines = _ratio_cosine_figure("SELI closed forms vs imbalance", "R = n_maj/n_min", "ratio (normalized)")
+    for label, (_, is_ratio) in CURVES.items():
+        lines.add_scatter(x=[], y=[], mode="lines", name=label, row=1 if is_ratio else 2, col=1)
+    R_end = state["R_grid"][-1]
+    lines.add_scatter(x=[1, R_end], y=[1, 1], mode="lines", name="ETF ratio (=1)",
+                      line=dict(dash="dash", color="gray"), row=1, col=1)
+    lines.add_scatter(x=[], y=[], mode="lines", name="ETF cosine −1/(k−1)", line=dict(dash="dot", color="gray"),
+                      row=2, col=1)
+    lines.add_scatter(x=[1, R_end], y=[1, 1], mode="lines", name="minority collapse (cos = 1)",
+                      line=dict(dash="dashdot", color="firebrick", width=1), row=2, col=1)
+    _vline(lines, 1)
+    _vline(lines, 2)
+    lines.update_xaxes(type="log")
     figs = [heat, lines]
     apply_seli_theory(figs, state)
     return figs
 
 
 def apply_seli_theory(figs: list, state: dict) -> None:
-    """Write ``seli_theory_state`` output into the [heatmaps, curves] figures (trace order fixed)."""
+    """Write ``seli_theory_state`` output into the [heatmaps, curves] figures (trace order fixed: the five
+    curves, ETF ratio, ETF cosine, minority-collapse line, the current-R marker in each panel)."""
     heat, lines = figs
     for trace, mat in zip(heat.data, state["grams"].values(), strict=True):
         trace.z = mat
@@ -67,14 +100,18 @@ def apply_seli_theory(figs: list, state: dict) -> None:
         trace.x, trace.y = x, nan_to_none(state["curves"][label])
     n = len(CURVES)
     lines.data[n + 1].x, lines.data[n + 1].y = [x[0], x[-1]], [state["etf_cos"]] * 2
-    lines.data[-1].x = [state["R"], state["R"]]
+    ratios = [state["curves"][label] for label, (_, is_ratio) in CURVES.items() if is_ratio] + [[1.0]]
+    lines.data[-2].x, lines.data[-2].y = [state["R"], state["R"]], _finite_span(ratios)
+    lines.data[-1].x, lines.data[-1].y = [state["R"], state["R"]], [-1.0, 1.0]
 
 
 def seli_theory_app(k: int = 4, R: float = 10.0, k_min: int = 2) -> App:
     """Sliders k ∈ [2, 12], R ∈ [1, 1000] (log), k_min ∈ [1, k−1] → SELI Grams and closed-form curves."""
-    ks = widgets.IntSlider(value=k, min=2, max=12, description="k")
-    Rs = widgets.FloatLogSlider(value=R, base=10, min=0, max=3, step=0.05, description="R")
-    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min")
+    ks = widgets.IntSlider(value=k, min=2, max=12, description="k", style=LABEL)
+    # ".6g": the readout shows the R the closed forms use (891.251, not 891)
+    Rs = widgets.FloatLogSlider(value=R, base=10, min=0, max=3, step=0.05, description="R = n_maj/n_min",
+                                readout_format=".6g", style=LABEL)
+    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", style=LABEL)
 
     def clamp_kmin(change):  # keep k_min in [1, k−1] before the app redraws
         kms.max = change["new"] - 1
@@ -100,40 +137,50 @@ def ridge_path(sizes: tuple, lams: tuple, reduction: str = "mean") -> dict:
     return {key: np.asarray(v) for key, v in out.items()}
 
 
-def ridge_state(k: int, R: float, k_min: int, log10_lam: float, n_min: int = 1, points: int = 14) -> dict:
-    """Pure: exact ridge optimum at λ = 10^log10_lam (mean-reduced CE) beside SELI, and the λ-path.
-    λ is capped below λ₀ (where the optimum is Z = 0)."""
+COLLAPSE_FACTOR = 10.0  # a W ratio this many times SELI's is called minority collapse in the readout
+
+
+def ridge_state(k: int, R: float, k_min: int, lam: float, n_min: int = 1, points: int = 14) -> dict:
+    """Pure: exact ridge optimum at ``lam`` (mean-reduced CE) beside SELI, and the λ-path.
+    λ is capped at 0.9 λ₀ (from λ₀ the optimum is Z = 0); the message says which λ was used and, when the
+    majority/minority ratio has blown up, that minority collapse is why."""
+    lam = real("lam", lam, 0.0, lo_open=True)
     sizes = tuple(int(s) for s in step_sizes(k, R, k_min, n_min))
     lam0 = zero_threshold(sizes)
-    lam = min(10.0 ** log10_lam, 0.9 * lam0)
+    used = min(lam, 0.9 * lam0)
     lams = tuple(np.geomspace(1e-6, 0.9 * lam0, points))
     path = ridge_path(sizes, lams)
-    g = regularized_optimum(sizes, lam)
+    g = regularized_optimum(sizes, used)
     seli = seli_geometry(sizes)
     maj = np.asarray(sizes) > min(sizes)
     ratio = group_stats(g.W_gram, maj)["sq_norm_ratio"] if maj.any() else 1.0
-    return {"grams": {f"W Wᵀ at λ={lam:.2g}": normalized(g.W_gram), "W Wᵀ (SELI)": normalized(seli.W_gram),
-                      f"class-mean Gram at λ={lam:.2g}": normalized(g.H_gram),
-                      "class-mean Gram (SELI)": normalized(seli.H_gram)},
-            "path": path, "lam": lam, "lam0": lam0,
-            "seli_W_sq_ratio": group_stats(seli.W_gram, maj)["sq_norm_ratio"] if maj.any() else 1.0,
-            "message": (f"λ={lam:.3g} (Z = 0 from λ₀={lam0:.3g}): d_W to SELI = "
-                        f"{gram_distance(g.W_gram, seli.W_gram):.4f}, ‖w_maj‖²/‖w_min‖² = {ratio:.4f}")}
+    seli_ratio = group_stats(seli.W_gram, maj)["sq_norm_ratio"] if maj.any() else 1.0
+    capped = f" (capped at 0.9 λ₀; asked {lam:.3g})" if used < lam else ""
+    collapse = ratio > COLLAPSE_FACTOR * seli_ratio
+    why = (" — minority collapse: near λ₀ the ridge has shrunk the minority classifiers to ≈ 0 (they no longer "
+           "tell the minority classes apart), so the ratio is a large number over ≈ 0" if collapse else "")
+    return {"grams": {"W Wᵀ, this λ": normalized(g.W_gram), "W Wᵀ, SELI": normalized(seli.W_gram),
+                      "means, this λ": normalized(g.H_gram), "means, SELI": normalized(seli.H_gram)},
+            "path": path, "lam": used, "lam0": lam0, "seli_W_sq_ratio": seli_ratio, "minority_collapse": collapse,
+            "message": (f"λ = {used:.3g}{capped}; Z = 0 from λ₀ = {lam0:.3g}. d_W to SELI = "
+                        f"{gram_distance(g.W_gram, seli.W_gram):.4f}, ‖w_maj‖²/‖w_min‖² = {ratio:.4g} "
+                        f"(SELI {seli_ratio:.4g}){why}")}
 
 
 def ridge_figures(state: dict) -> list:
-    heat = plots.heatmaps(state["grams"], height=250)
+    heat = plots.heatmaps(state["grams"], height=250, **GRAM_SCALE)
     path = plots.curves(state["path"]["lam"], {"d_W to SELI": state["path"]["d_W"],
                                                "d_H to SELI": state["path"]["d_H"],
                                                "d_W to ETF": state["path"]["d_W_etf"]},
-                        xlabel="λ (mean-reduced CE)", ylabel="normalized Gram distance", log_x=True,
-                        dash={"d_W to ETF": "dash"}, title="ridge bends the geometry")
+                        xlabel="λ (mean-reduced CE)", ylabel="Gram distance (normalized)", log_x=True,
+                        dash={"d_W to ETF": "dash"}, title="distance of the ridge optimum to SELI and ETF")
     plots.add_vline(path, state["lam"], name="current λ")
     ratio = plots.curves(state["path"]["lam"], {"‖w_maj‖²/‖w_min‖²": state["path"]["W_sq_ratio"],
                                                 "SELI value": np.full(len(state["path"]["lam"]),
                                                                       state["seli_W_sq_ratio"])},
-                         xlabel="λ", ylabel="squared-norm ratio", log_x=True, log_y=True,
-                         dash={"SELI value": "dash"})
+                         xlabel="λ (mean-reduced CE)", ylabel="squared-norm ratio (normalized)", log_x=True,
+                         log_y=True, dash={"SELI value": "dash"},
+                         title="majority/minority classifier norms (blow-up near λ₀ = minority collapse)")
     plots.add_vline(ratio, state["lam"], name="current λ")
     figs = [heat, path, ratio]
     apply_ridge(figs, state)
@@ -145,8 +192,6 @@ def apply_ridge(figs: list, state: dict) -> None:
     heat, path, ratio = figs
     for trace, mat in zip(heat.data, state["grams"].values(), strict=True):
         trace.z = mat
-    for ann, name in zip(heat.layout.annotations, state["grams"], strict=True):
-        ann.text = name
     p = state["path"]
     for trace, key in zip(path.data[:3], ("d_W", "d_H", "d_W_etf"), strict=True):
         trace.x, trace.y = p["lam"], p[key]
@@ -156,14 +201,13 @@ def apply_ridge(figs: list, state: dict) -> None:
         fig.data[-1].x = [state["lam"], state["lam"]]
 
 
-def ridge_app(k: int = 4, R: float = 10, k_min: int = 2, log10_lam: float = -2.0) -> App:
-    """λ slider (log10, continuous_update=False: each move runs the solver) and R ∈ {1, 2, 5, 10, 20, 50, 100}."""
-    lam = widgets.FloatSlider(value=log10_lam, min=-6, max=-0.5, step=0.25, description="log10 λ",
-                              continuous_update=False)
-    Rs = widgets.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100], value=R, description="R",
-                                 continuous_update=False)
-    state = ridge_state(k, R, k_min, log10_lam)
-    app = App({"R": Rs, "log10_lam": lam}, ridge_figures(state),
-              lambda R, log10_lam: ridge_state(k, R, k_min, log10_lam), apply_ridge,
-              title="Exact ridge-regularized optimum vs SELI")
-    return app
+def ridge_app(k: int = 4, R: float = 10, k_min: int = 2, lam: float = 1e-2) -> App:
+    """R ∈ {1, 2, 5, 10, 20, 50, 100} and a log λ slider (continuous_update=False: each move runs the solver)."""
+    Rs = widgets.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100], value=R, description="R = n_maj/n_min",
+                                 continuous_update=False, style=LABEL)
+    lams = widgets.FloatLogSlider(value=lam, base=10, min=-6, max=-0.5, step=0.25, description="λ",
+                                  readout_format=".3g", continuous_update=False, style=LABEL)
+    state = ridge_state(k, R, k_min, lam)
+    return App({"R": Rs, "lam": lams}, ridge_figures(state),
+               lambda R, lam: ridge_state(k, R, k_min, lam), apply_ridge,
+               title="Exact ridge-regularized optimum vs SELI")
