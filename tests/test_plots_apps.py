@@ -154,6 +154,18 @@ def test_scl_theory_state_relu_is_of_and_value_matches_formula():
     assert s2["d_OF"] > 0.1
 
 
+def test_scl_theory_app_opens_without_relu_and_sliders_move_the_gram():
+    from nclab.apps.scl import scl_theory_app
+
+    app = scl_theory_app()
+    assert app.controls["relu"].value is False and "no ReLU" in app.status.value
+    z0 = np.array(app.figures[0].data[0].z)
+    assert np.abs(z0 - np.eye(4)).max() > 0.5  # imbalance visible: not the OF
+    app.controls["R"].value = 1
+    assert np.abs(np.array(app.figures[0].data[0].z) - z0).max() > 0.5
+    assert app.figures[0].layout.xaxis.title.text == "class" and app.figures[0].layout.xaxis.dtick == 1
+
+
 def test_batching_app_binding_flips_verdict():
     from nclab.apps.scl import batching_app
 
@@ -177,6 +189,18 @@ def test_prototypes_state_cached_and_app_updates():
     z0 = np.array(app.figures[0].data[0].z)
     app.controls["n_w"].value = 256
     assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
+
+
+def test_prototypes_app_opens_where_n_w_moves_the_geometry():
+    from nclab.apps.prototypes import prototypes_app
+
+    app = prototypes_app()
+    assert app.controls["n_w"].value == 0
+    minority = app.figures[1].data[0].y[1]  # learned minority–minority cosine, drawn as a bar
+    assert minority > 0.3  # the minorities nearly merge without prototypes
+    app.controls["n_w"].value = 16
+    assert app.figures[1].data[0].y[1] < minority - 0.3  # raising n_w visibly pulls them apart
+    assert app.figures[1].data[0].y[1] == pytest.approx(app.state["pair_cos"]["learned class means"][1])
 
 
 def test_ntp_state_and_apps():

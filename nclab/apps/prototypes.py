@@ -9,6 +9,7 @@ import numpy as np
 
 from nclab import plots
 from nclab.apps.base import App, apply_heatmaps
+from nclab.apps.scl import class_axes
 from nclab.metrics import gram_distance
 
 PROTOTYPE_PRESETS = {"ETF": ("etf", None), "OF": ("of", None),
@@ -35,31 +36,61 @@ def prototype_geometry(preset: str, n_w: int, tau: float, R: int, relu: bool, ep
     return {"learned": G, "prototypes": W @ W.T, "ce_limit": Hc @ Hc.T}
 
 
+PAIRS = [(0, 1), (2, 3), (0, 2), (0, 3), (1, 2), (1, 3)]
+PAIR_NAMES = ["0–1 (maj–maj)", "2–3 (min–min)", "0–2", "0–3", "1–2", "1–3"]
+
+
 def prototypes_state(preset: str, n_w: int, tau: float, R: int, relu: bool) -> dict:
-    """Pure (cached training): the three Grams (cosines) and their distances."""
+    """Pure (cached training): the three Grams (cosines), their distances, and the six pairwise cosines of
+    each (classes 0, 1 are the majorities, 2, 3 the minorities) for the bar chart."""
     g = prototype_geometry(preset, int(n_w), float(tau), int(R), bool(relu))
 
     def cos(G):
         d = np.sqrt(np.diag(G))
         return G / np.outer(d, d)
 
+    grams = {"learned class means": cos(g["learned"]), "prototypes": g["prototypes"],
+             "CE-limit (n_w → ∞)": cos(g["ce_limit"])}
+    pair_cos = {name: np.array([G[i, j] for i, j in PAIRS]) for name, G in grams.items()}
+    d_proto, d_ce = gram_distance(g["learned"], g["prototypes"]), gram_distance(g["learned"], g["ce_limit"])
     msg = (f"{preset}, n_w={n_w}, τ={tau:g}, R={R}, {'ReLU' if relu else 'no ReLU'}: "
-           f"d(learned, prototypes) = {gram_distance(g['learned'], g['prototypes']):.3f}, "
-           f"d(learned, CE limit) = {gram_distance(g['learned'], g['ce_limit']):.3f}")
-    return {"grams": {"learned class means": cos(g["learned"]), "prototypes": g["prototypes"],
-                      "CE-limit (n_w → ∞)": cos(g["ce_limit"])}, "message": msg}
+           f"minority–minority cosine {pair_cos['learned class means'][1]:+.2f}; "
+           f"d(learned, prototypes) = {d_proto:.3f}, d(learned, CE limit) = {d_ce:.3f}")
+    return {"grams": grams, "pair_cos": pair_cos, "d_prototypes": d_proto, "d_ce_limit": d_ce, "message": msg}
 
 
-def prototypes_app(preset: str = "ETF", n_w: int = 16, tau: float = 1.0, R: int = 4, relu: bool = False) -> App:
-    """Prototype preset, n_w, τ, R, ReLU (each re-trains on release; results cached) → three Gram heatmaps."""
-    pre = widgets.Dropdown(options=list(PROTOTYPE_PRESETS), value=preset, description="prototypes")
-    nws = widgets.SelectionSlider(options=[0, 1, 2, 4, 16, 64, 256], value=n_w, description="n_w",
-                                  continuous_update=False)
-    taus = widgets.SelectionSlider(options=[0.1, 0.2, 0.5, 1.0, 2.0], value=tau, description="τ",
-                                   continuous_update=False)
-    Rs = widgets.SelectionSlider(options=[1, 2, 4, 8], value=R, description="R", continuous_update=False)
-    relus = widgets.Checkbox(value=relu, description="ReLU (h ≥ 0)")
+def prototypes_figures(state: dict) -> list:
+    """Heatmaps of the three cosine Grams on one fixed scale [−1, 1], and the pairwise cosines as bars."""
+    import plotly.graph_objects as go
+
+    heat = plots.heatmaps(state["grams"], height=320, zmax=1.0, scale_title="cosine")
+    class_axes(heat)
+    bars = go.Figure([go.Bar(x=PAIR_NAMES, y=v, name=name) for name, v in state["pair_cos"].items()])
+    bars.update_layout(template=plots.template(), height=300, barmode="group", margin=dict(l=40, r=20, t=40, b=40),
+                       title="cosine of each pair of class means", xaxis_title="class pair",
+                       yaxis_title="cosine", yaxis_range=[-1, 1])
+    return [heat, bars]
+
+
+def apply_prototypes(figs: list, state: dict) -> None:
+    apply_heatmaps(figs, state)
+    for trace, v in zip(figs[1].data, state["pair_cos"].values(), strict=True):
+        trace.y = v
+
+
+def prototypes_app(preset: str = "ETF", n_w: int = 0, tau: float = 1.0, R: int = 8, relu: bool = False) -> App:
+    """Prototype preset, n_w, τ, R, ReLU (each re-trains on release; results cached) → three Gram heatmaps and
+    the pairwise cosines. Opens at n_w = 0 with R = 8, where the minority classes nearly merge (cosine ≈ +0.5):
+    raising n_w pulls them apart towards the prototypes."""
+    style = {"description_width": "initial"}
+    pre = widgets.Dropdown(options=list(PROTOTYPE_PRESETS), value=preset, description="prototypes", style=style)
+    nws = widgets.SelectionSlider(options=[0, 1, 2, 4, 16, 64, 256], value=n_w, description="copies n_w",
+                                  continuous_update=False, style=style)
+    taus = widgets.SelectionSlider(options=[0.1, 0.2, 0.5, 1.0, 2.0], value=tau, description="temperature τ",
+                                   continuous_update=False, style=style)
+    Rs = widgets.SelectionSlider(options=[1, 2, 4, 8], value=R, description="imbalance R", continuous_update=False,
+                                 style=style)
+    relus = widgets.Checkbox(value=relu, description="ReLU (h ≥ 0)", style=style)
     state = prototypes_state(preset, n_w, tau, R, relu)
-    return App({"preset": pre, "n_w": nws, "tau": taus, "R": Rs, "relu": relus},
-               [plots.heatmaps(state["grams"], height=280)], prototypes_state, apply_heatmaps,
-               title="Prototypes steer the SCL geometry")
+    return App({"preset": pre, "n_w": nws, "tau": taus, "R": Rs, "relu": relus}, prototypes_figures(state),
+               prototypes_state, apply_prototypes, title="Prototypes steer the SCL geometry")

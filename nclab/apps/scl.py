@@ -33,27 +33,40 @@ def scl_theory_state(k: int, R: float, k_min: int, tau: float, relu: bool, n_min
     formula = optimal_value(sizes, tau)
     d_of = gram_distance(G, np.eye(k))
     msg = (f"sizes {list(sizes)}, τ={tau:g}, {'ReLU' if relu else 'no ReLU'}: d(Gram, OF) = {d_of:.2e}; "
-           + ", ".join(f"{key.replace('cos_', 'cos ')} = {v:+.3f}" for key, v in stats.items() if key.startswith("cos"))
+           + ", ".join(f"{key.replace('cos_', 'cos ').replace('_', '–')} = {v:+.3f}"
+                       for key, v in stats.items() if key.startswith("cos"))
            + (f"; optimum {value:.6f} vs formula {formula:.6f}" if relu else ""))
     return {"grams": {"class-mean Gram (exact)": G, "orthogonal frame": np.eye(k)}, "d_OF": d_of,
             "value": value, "formula": formula, "stats": stats, "message": msg}
 
 
+def class_axes(fig, title: str = "class") -> None:
+    """Title the class axes of a row of heatmaps (every x axis, the first y axis; the ticks are integers
+    already) and leave room for the titles."""
+    fig.update_xaxes(title_text=title)
+    fig.update_yaxes(title_text=title, row=1, col=1)
+    fig.update_layout(margin=dict(l=50, r=20, t=40, b=50))
+
+
 def scl_theory_figures(state: dict) -> list:
-    fig = plots.heatmaps(state["grams"], height=300)
+    fig = plots.heatmaps(state["grams"], height=320, zmax=1.0, scale_title="cosine of class means")
+    class_axes(fig)
     apply_heatmaps([fig], state)
     return [fig]
 
 
-def scl_theory_app(k: int = 4, R: float = 10, k_min: int = 2, tau: float = 1.0, relu: bool = True) -> App:
-    """k, R, k_min, τ (re-solve on release) and a ReLU switch → exact Gram of class means."""
-    ks = widgets.IntSlider(value=k, min=2, max=8, description="k", continuous_update=False)
-    Rs = widgets.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100], value=R, description="R",
-                                 continuous_update=False)
-    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="k_min", continuous_update=False)
-    taus = widgets.FloatLogSlider(value=tau, base=10, min=-1, max=1, step=0.1, description="τ",
-                                  continuous_update=False)
-    relus = widgets.Checkbox(value=relu, description="ReLU (h ≥ 0)")
+def scl_theory_app(k: int = 4, R: float = 10, k_min: int = 2, tau: float = 1.0, relu: bool = False) -> App:
+    """k, R, k_min, τ (re-solve on release) and a ReLU switch → exact Gram of class means. Opens without
+    ReLU, where the sliders move the geometry; with ReLU every setting gives the identity (the OF)."""
+    style = {"description_width": "initial"}
+    ks = widgets.IntSlider(value=k, min=2, max=8, description="classes k", continuous_update=False, style=style)
+    Rs = widgets.SelectionSlider(options=[1, 2, 5, 10, 20, 50, 100], value=R, description="imbalance R",
+                                 continuous_update=False, style=style)
+    kms = widgets.IntSlider(value=k_min, min=1, max=k - 1, description="minority classes k_min",
+                            continuous_update=False, style=style)
+    taus = widgets.FloatLogSlider(value=tau, base=10, min=-1, max=1, step=0.1, description="temperature τ",
+                                  readout_format=".3g", continuous_update=False, style=style)
+    relus = widgets.Checkbox(value=relu, description="ReLU (h ≥ 0)", style=style)
     ks.observe(lambda ch: setattr(kms, "max", ch["new"] - 1), names="value")
     return App({"k": ks, "R": Rs, "k_min": kms, "tau": taus, "relu": relus},
                scl_theory_figures(scl_theory_state(k, R, k_min, tau, relu)), scl_theory_state, apply_heatmaps,
@@ -78,10 +91,12 @@ def batching_state(scheme: str, binding: bool, sizes: tuple = (16, 16, 4, 4), ba
 
 def batching_app(scheme: str = "partition", binding: bool = False) -> App:
     """Scheme dropdown ± batch-binding → the uniqueness verdict (conditions (i)/(ii)) and meeting counts."""
+    style = {"description_width": "initial"}
     schemes = widgets.Dropdown(options=["full", "reshuffle", "partition", "stratified", "never_meet"],
-                               value=scheme, description="batching")
-    bind = widgets.Checkbox(value=binding, description="batch-binding")
+                               value=scheme, description="batching", style=style)
+    bind = widgets.Checkbox(value=binding, description="batch-binding", style=style)
     state = batching_state(scheme, binding)
-    fig = plots.heatmaps(state["grams"], height=280, zmid=None)
+    fig = plots.heatmaps(state["grams"], height=320, zmid=None, scale_title="number of shared batches")
+    class_axes(fig)
     return App({"scheme": schemes, "binding": bind}, [fig],
                lambda scheme, binding: batching_state(scheme, binding), apply_heatmaps, title="Batching lab")
