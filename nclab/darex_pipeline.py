@@ -31,7 +31,9 @@ def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300
     (reg = 0: plain Adam; ``stable``: the official 1/√mean(v̂) decay scaling). AdamR pulls the backbone toward
     its pre-trained weights and the new head toward its own fresh initialization (not the old task's head).
     Returns the models, Δ of the backbone (the head is kept, as in the paper) and the task-B splits
-    (train / val for labeled q / test)."""
+    (train / val for labeled q / test). ``progress``: bars for pre-training and fine-tuning."""
+    from tqdm.auto import tqdm
+
     from nclab.data import digits
     from nclab.nets import MLP, train_classifier
 
@@ -55,7 +57,7 @@ def transfer_pipeline(seed: int = 0, pre_epochs: int = 300, ft_epochs: int = 300
     yt = torch.as_tensor(y - 5 * b, dtype=torch.long)
     tr_t = torch.as_tensor(tr)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(integer("ft_epochs", ft_epochs, 1)):
+    for _ in tqdm(range(integer("ft_epochs", ft_epochs, 1)), disable=not progress, desc="fine-tune", leave=False):
         perm = tr_t[torch.randperm(tr.size, generator=gen)]
         for s in range(0, tr.size, 64):
             batch = perm[s:s + 64]
@@ -90,11 +92,15 @@ METHODS = ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-lay
            "magnitude", "activation-aware")
 
 
-def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64) -> dict:
+def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64,
+                     progress: bool = False) -> dict:
     """Test accuracy vs pruning rate for DARE, DAREx-q (labeled q on the validation split, unlabeled q on
     one training batch, the paper's analytical per-layer q_e), our per-layer MSE-minimizing q*, magnitude and
     activation-aware pruning, for a ``transfer_pipeline`` result. Random methods are averaged over ``seeds``
-    drop seeds on test; q is selected with other, independent drop masks (seeds + SELECTION_SEED_OFFSET)."""
+    drop seeds on test; q is selected with other, independent drop masks (seeds + SELECTION_SEED_OFFSET).
+    ``progress``: a bar over the pruning rates."""
+    from tqdm.auto import tqdm
+
     model, base, delta, X, y = P["model"], P["base"], P["delta"], P["X"], P["y"]
     te, va = torch.as_tensor(P["test"]), torch.as_tensor(P["val"])
     batch = X[torch.as_tensor(P["train"][:integer("batch_size", batch_size, 1)])]
@@ -115,7 +121,7 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
     out.update({"p": list(ps), "q_labeled": [], "q_unlabeled": [], "fine-tuned": accuracy(model, P["ft"], X[te], y[te]),
                 "no delta": accuracy(model, base, X[te], y[te])})
     sel = SELECTION_SEED_OFFSET
-    for p in ps:
+    for p in tqdm(ps, disable=not progress, desc="pruning rates", leave=False):
         if p == 0:
             for name in METHODS:
                 out[name].append(out["fine-tuned"])

@@ -221,6 +221,7 @@ def test_transfer_pipeline_anchors_the_new_head_at_its_own_init():
 def test_evaluate_methods_small_pipeline():
     P = transfer_pipeline(seed=1, pre_epochs=20, ft_epochs=5, hidden=32)
     res = evaluate_methods(P, [0, 0.9], seeds=1, grid_points=4)
+    assert evaluate_methods(P, [0, 0.9], seeds=1, grid_points=4, progress=True) == res  # bars change nothing
     assert set(METHODS) <= set(res) and res["p"] == [0, 0.9]
     for name in METHODS:
         assert res[name][0] == res["fine-tuned"] and 0 <= res[name][1] <= 1

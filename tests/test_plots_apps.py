@@ -210,10 +210,15 @@ def test_ntp_state_and_apps():
     data = synthetic(8, 6, 3, seed=0)
     s3, s6 = ntp_state(data, -3), ntp_state(data, -6)
     assert s6["gap"] < s3["gap"] and s6["cos"] > s3["cos"]
-    app = ntp_app(data, log10_lam=-2)
-    z0 = np.array(app.figures[0].data[0].z)
-    app.controls["log10_lam"].value = -5
+    assert set(s3["grams"]) == {"in-support part", "L_in (log-ratios)"} and len(s3["growing"]) == 3
+    app = ntp_app(data, lam=1e-2)
+    z0, g0 = np.array(app.figures[0].data[0].z), np.array(app.figures[1].data[0].z)
+    zmax = app.figures[1].data[0].zmax
+    app.controls["lam"].value = 1e-5
     assert not np.allclose(np.array(app.figures[0].data[0].z), z0)
+    assert not np.allclose(np.array(app.figures[1].data[0].z), g0)
+    assert app.figures[1].data[0].zmax == zmax and zmax >= np.abs(app.figures[1].data[0].z).max()  # fixed scale
+    assert app.controls["lam"].readout_format == ".1e"
     assert ntp_data_state(10, 6, 20, 3, 0)["grams"]["support S (words × contexts)"].shape == (6, 10)
     lab = ntp_data_app()
     lab.controls["V"].value = 12
@@ -229,7 +234,11 @@ def test_darex_apps():
     app = darex_theory_app(p=0.99, q=0.2)
     app.controls["p"].value = 0.5
     assert app.controls["q"].value >= 0.5  # q is kept ≥ 1 − p
+    mean_axis, var_axis = app.figures[0].data[0].yaxis, app.figures[0].data[2].yaxis
+    assert mean_axis != var_axis  # means and variances on separate axes
+    assert app.controls["p"].readout_format == ".3f"  # 0.999 reads 0.999, not 1.00
     f = flowchart_app()
+    assert f"{0.999:{f.controls['p'].readout_format}}" == "0.999"
     f.controls["delta_scale"].value = "large"
     assert "importance" in f.status.value
 
