@@ -256,6 +256,8 @@ def _is_distance(key: str) -> bool:
 
 def readable(key: str) -> str:
     """A metric key as the text names it: "d_W_SELI" → "d(W Wᵀ, SELI)", "d_H_OF" → "d(M Mᵀ, OF)", "nc1" → "NC1"."""
+    if not isinstance(key, str):
+        raise ValueError(f"key={key!r} must be a metric name (str) such as 'd_W_SELI' or 'nc1'")
     if _is_distance(key) and key.count("_") >= 2:
         _, which, target = key.split("_", 2)
         return f"d({'W Wᵀ' if which == 'W' else 'M Mᵀ'}, {target})"

@@ -200,7 +200,7 @@ def test_mcl_apps():
 
 
 def test_mcl_app_swaps_its_model():
-    from nclab.apps.mcl import mcl_app, mcl_state
+    from nclab.apps.mcl import MCLApp, mcl_app, mcl_state
     from nclab.data import KeyRecallLanguage
     from nclab.mcl import OracleModel, TinyTransformer, probability_cache
 
@@ -224,6 +224,8 @@ def test_mcl_app_swaps_its_model():
     assert app.state["auroc"] == pytest.approx(want["auroc"])
     with pytest.raises(ValueError, match="cache for model"):
         app.add_model("x", [1, 2])
+    with pytest.raises(ValueError, match="caches is empty"):
+        MCLApp({})
 
 
 def test_theme_setting_and_errors(monkeypatch):

@@ -301,6 +301,8 @@ def test_readable_metric_names():
     assert readable("d_W_SELI") == "d(W Wᵀ, SELI)" and readable("d_W_CS-SVM") == "d(W Wᵀ, CS-SVM)"
     assert readable("d_H_OF") == "d(M Mᵀ, OF)" and readable("nc1") == "NC1"
     assert readable("nc2_equinorm_H") == "nc2_equinorm_H"
+    with pytest.raises(ValueError, match="key=3"):
+        readable(3)
 
 
 def test_probe_ntp_matches_direct_subspace_collapse():
