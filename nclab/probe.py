@@ -250,6 +250,20 @@ def in_jupyter() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+def _is_distance(key: str) -> bool:
+    return key.startswith("d_")
+
+
+def readable(key: str) -> str:
+    """A metric key as the text names it: "d_W_SELI" → "d(W Wᵀ, SELI)", "d_H_OF" → "d(M Mᵀ, OF)", "nc1" → "NC1"."""
+    if not isinstance(key, str):
+        raise ValueError(f"key={key!r} must be a metric name (str) such as 'd_W_SELI' or 'nc1'")
+    if _is_distance(key) and key.count("_") >= 2:
+        _, which, target = key.split("_", 2)
+        return f"d({'W Wᵀ' if which == 'W' else 'M Mᵀ'}, {target})"
+    return key.upper() if key.startswith("nc") and key[2:].isdigit() else key
+
+
 class GeometryTracker:
     """Records geometry distances during a user's training loop: call ``tracker.step(model, run="CE")`` once per
     optimizer step; every ``every`` steps it probes ``loader`` (eval mode, no gradients) and appends the metrics
@@ -272,8 +286,11 @@ class GeometryTracker:
         if self.live:
             from nclab.plots import as_widget, curves
 
-            fig = curves([], {}, xlabel="training step", ylabel="value (distances: normalized Gram distance)",
+            fig = curves([], {}, xlabel="training step", ylabel="normalized Gram distance",
                          title="geometry during training")
+            if any(not _is_distance(key) for key in self.keys):  # NC1 & co. span other ranges: their own axis
+                fig.update_layout(yaxis2=dict(title="NC metric (normalized)", overlaying="y", side="right",
+                                              showgrid=False))
             self.figure = as_widget(fig)
 
     def step(self, model: nn.Module, run: str = "model") -> dict | None:
@@ -305,13 +322,14 @@ class GeometryTracker:
         names = {tr.name: tr for tr in self.figure.data}
         with self.figure.batch_update():
             for key in self.keys:
-                name = f"{run}: {key}"
+                name = f"{run}: {readable(key)}"
                 if name in names:
                     names[name].x, names[name].y = hist["step"], hist[key]
-                elif hasattr(self.figure, "add_scatter"):
-                    self.figure.add_scatter(x=hist["step"], y=hist[key], mode="lines+markers", name=name)
                 else:
-                    self.figure.figure.add_scatter(x=hist["step"], y=hist[key], mode="lines+markers", name=name)
+                    fig = self.figure if hasattr(self.figure, "add_scatter") else self.figure.figure
+                    fig.add_scatter(x=hist["step"], y=hist[key], mode="lines+markers", name=name,
+                                    yaxis="y" if _is_distance(key) else "y2",
+                                    line=dict(dash="solid" if _is_distance(key) else "dot"))
 
     def _ipython_display_(self):
         from IPython.display import display

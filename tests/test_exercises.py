@@ -17,7 +17,7 @@ def _solution(name):
 
 
 def test_registry_covers_every_notebook_with_two_or_three_exercises():
-    assert sorted(E.EXERCISES) == [f"{i:02d}" for i in range(1, 8)]
+    assert sorted(E.EXERCISES) == [f"{i:02d}" for i in range(1, 9)]
     for key, exs in E.EXERCISES.items():
         assert 2 <= len(exs) <= 3, key
         assert [ex.number for ex in exs] == list(range(1, len(exs) + 1))
@@ -103,3 +103,32 @@ def test_as_array_handles_torch_complex_none():
     assert as_array(torch.ones(2)).dtype == float
     assert as_array(np.array([1 + 0j])).dtype == float
     assert np.iscomplexobj(as_array(np.array([1 + 1j])))
+
+
+def test_probe_exercises_hint_at_the_student_mistake():
+    """Notebook 08: answers written as a student would (not the registered variants) get the intended hint."""
+
+    def raw_distance(A, B):
+        return np.linalg.norm(A - B)
+
+    assert "Frobenius norm first" in E.check_normalized_gram_distance(raw_distance).message
+
+    def nc1_sample_mean(H, y, k):  # centres the class means on the mean of all examples
+        M = np.array([H[y == c].mean(axis=0) for c in range(k)])
+        Sw = sum(np.outer(h - M[c], h - M[c]) for h, c in zip(H, y, strict=True)) / len(H)
+        Sb = sum(np.outer(m - H.mean(axis=0), m - H.mean(axis=0)) for m in M) / k
+        return np.trace(Sw @ np.linalg.pinv(Sb)) / k
+
+    assert "unweighted" in E.check_nc1_from_features(nc1_sample_mean).message
+
+    def merge_without_between_term(n_a, mu_a, S_a, n_b, mu_b, S_b):
+        return S_a + S_b
+
+    fb = E.check_merge_scatter(merge_without_between_term)
+    assert fb.status == "wrong" and "between-chunk term" in fb.message
+
+    def merge_from_rows(n_a, mu_a, S_a, n_b, mu_b, S_b):  # a correct answer by another route: the pooled mean
+        mu = (n_a * mu_a + n_b * mu_b) / (n_a + n_b)
+        return S_a + n_a * np.outer(mu_a - mu, mu_a - mu) + S_b + n_b * np.outer(mu_b - mu, mu_b - mu)
+
+    assert E.check_merge_scatter(merge_from_rows)

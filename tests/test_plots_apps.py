@@ -256,9 +256,39 @@ def test_mcl_apps():
     before = len(app.figures[0].data[1].x)
     app.controls["threshold"].value = 0.001
     assert "AUROC" in app.status.value and len(app.figures[0].data[1].x) == before
+    assert all(w.style.description_width == "initial" for w in app.controls.values())  # labels not truncated
     b = boost_app({"alpha": [0, 1, 2], "plain": [0.4] * 3, "boosted": [0.4, 0.6, 0.8]})
     b.controls["alpha"].value = 2
     assert list(b.figures[0].data[-1].x) == [2.0, 2.0] and "0.800" in b.status.value
+
+
+def test_mcl_app_swaps_its_model():
+    from nclab.apps.mcl import MCLApp, mcl_app, mcl_state
+    from nclab.data import KeyRecallLanguage
+    from nclab.mcl import OracleModel, TinyTransformer, probability_cache
+
+    lang = KeyRecallLanguage(n_keys=4, n_fillers=10, rho=0.1, seed=0)
+    X = lang.sample(3, 16, seed=1)
+    oracle = probability_cache(OracleModel(lang), X, start=6, truth=lang.true_min_context)
+    untrained = probability_cache(TinyTransformer(lang.V, max_len=16, seed=0), X, start=6,
+                                  truth=lang.true_min_context)
+    app = mcl_app(oracle, model="exact oracle")
+    assert app.state["auroc"] == pytest.approx(1.0) and "exact oracle" in app.status.value
+    app.controls["threshold"].value = 0.01
+    state = app.add_model("transformer", untrained)
+    assert app.controls["model"].value == "transformer" and list(app.controls["model"].options) == [
+        "exact oracle", "transformer"]
+    want = mcl_state(untrained, 0.2, 1, "jsd", app.controls["threshold"].value)
+    assert state["auroc"] == pytest.approx(want["auroc"]) and "transformer" in app.status.value
+    assert list(app.figures[1].data[0].y) == pytest.approx(list(want["tpr"]))  # the figures show the new model
+    app.controls["model"].value = "exact oracle"  # and back
+    assert app.state["auroc"] == pytest.approx(1.0)
+    app.add_model("exact oracle", untrained)  # replacing the shown model redraws it
+    assert app.state["auroc"] == pytest.approx(want["auroc"])
+    with pytest.raises(ValueError, match="cache for model"):
+        app.add_model("x", [1, 2])
+    with pytest.raises(ValueError, match="caches is empty"):
+        MCLApp({})
 
 
 def test_theme_setting_and_errors(monkeypatch):

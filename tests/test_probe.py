@@ -290,7 +290,19 @@ def test_tracker_logs_outside_jupyter_and_draws_live_figure():
     live.step(model, run="a")
     live.step(model, run="b")
     traces = {t.name: list(t.y) for t in live.figure.data}
-    assert set(traces) == {"a: nc1", "b: nc1"} and len(traces["a: nc1"]) == 2
+    assert set(traces) == {"a: NC1", "b: NC1"} and len(traces["a: NC1"]) == 2
+    assert {t.yaxis for t in live.figure.data} == {"y2"}  # NC1 on its own axis, titled
+    assert live.figure.layout.yaxis2.title.text and live.figure.layout.yaxis.title.text
+
+
+def test_readable_metric_names():
+    from nclab.probe import readable
+
+    assert readable("d_W_SELI") == "d(W Wᵀ, SELI)" and readable("d_W_CS-SVM") == "d(W Wᵀ, CS-SVM)"
+    assert readable("d_H_OF") == "d(M Mᵀ, OF)" and readable("nc1") == "NC1"
+    assert readable("nc2_equinorm_H") == "nc2_equinorm_H"
+    with pytest.raises(ValueError, match="key=3"):
+        readable(3)
 
 
 def test_probe_ntp_matches_direct_subspace_collapse():

@@ -43,8 +43,8 @@ def mcl_figures(state: dict) -> list:
     h = go.Figure()
     h.add_histogram(x=[], name="MCL", opacity=0.6, xbins=dict(size=1))
     h.add_histogram(x=[], name="DaMCL", opacity=0.6, xbins=dict(size=1))
-    h.update_layout(template=plots.template(), barmode="overlay", height=320, xaxis_title="context length",
-                    yaxis_type="log", title="minimum context length per position")
+    h.update_layout(template=plots.template(), barmode="overlay", height=320, xaxis_title="context length ℓ (tokens)",
+                    yaxis_title="positions (count)", yaxis_type="log", title="minimum context length per position")
     r = plots.curves([], {"ROC": []}, xlabel="false positive rate", ylabel="true positive rate", height=320,
                      title="long/short detector")
     r.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="gray"))
@@ -60,17 +60,53 @@ def apply_mcl(figs: list, state: dict) -> None:
     r.data[0].name = f"ROC (AUROC {state['auroc']:.3f})"
 
 
-def mcl_app(cache: dict, short: int = 4) -> App:
-    """δ, schedule step, divergence and threshold → MCL/DaMCL histograms and the detector ROC (no forwards:
-    every truncation's distribution is cached)."""
-    controls = {"delta": widgets.FloatSlider(value=0.2, min=0.0, max=0.9, step=0.05, description="δ"),
-                "step": widgets.SelectionSlider(options=[1, 2, 4, 8], value=1, description="schedule step"),
-                "div": widgets.Dropdown(options=["jsd", "tv", "kl"], value="jsd", description="divergence"),
-                "threshold": widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
-                                                    description="threshold")}
-    state = mcl_state(cache, 0.2, 1, "jsd", 0.1, short)
-    return App(controls, mcl_figures(state), lambda **v: mcl_state(cache, short=short, **v), apply_mcl,
-               title="MCL and DaMCL")
+class MCLApp(App):
+    """The MCL app with a *model* selector: ``add_model(name, cache)`` swaps in (and selects) the cached
+    distributions of another model — e.g. the exact oracle first, the trained transformer once it is trained."""
+
+    def __init__(self, caches: dict, short: int = 4):
+        if not caches:
+            raise ValueError("caches is empty: pass at least one model name → probability_cache(...)")
+        self.caches = dict(caches)
+        style = {"description_width": "initial"}
+        names = list(self.caches)
+        controls = {
+            "delta": widgets.FloatSlider(value=0.2, min=0.0, max=0.9, step=0.05, description="margin δ",
+                                         readout_format=".2f", continuous_update=False, style=style),
+            "step": widgets.SelectionSlider(options=[1, 2, 4, 8], value=1, description="schedule step ℓ",
+                                            continuous_update=False, style=style),
+            "div": widgets.Dropdown(options=["jsd", "tv", "kl"], value="jsd", description="divergence", style=style),
+            "threshold": widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
+                                                description="DaMCL threshold ε", readout_format=".3f",
+                                                continuous_update=False, style=style),
+            "model": widgets.Dropdown(options=names, value=names[-1], description="model", style=style)}
+        state = mcl_state(self.caches[names[-1]], 0.2, 1, "jsd", 0.1, short)
+
+        def state_fn(model, **values):
+            st = mcl_state(self.caches[model], short=short, **values)
+            return {**st, "model": model, "message": f"<b>{model}</b> — {st['message']}"}
+
+        super().__init__(controls, mcl_figures(state), state_fn, apply_mcl, title="MCL and DaMCL")
+
+    def add_model(self, name: str, cache: dict) -> dict:
+        """Add (or replace) the model ``name`` with its ``probability_cache`` and show it; returns the new state."""
+        if not isinstance(cache, dict) or "probs" not in cache:
+            raise ValueError(f"cache for model {name!r} must be a probability_cache(...) dict, got {type(cache)}")
+        self.caches[name] = cache
+        sel = self.controls["model"]
+        if name not in sel.options:
+            sel.options = list(self.caches)  # may reset the selection (and redraw): the cache is already in place
+        if sel.value != name:
+            sel.value = name  # observed: redraws
+        else:
+            self.update()
+        return self.state
+
+
+def mcl_app(cache: dict, short: int = 4, model: str = "model") -> MCLApp:
+    """δ, schedule step, divergence, threshold and model → MCL/DaMCL histograms and the detector ROC (no
+    forwards: every truncation's distribution is cached). ``app.add_model(name, cache)`` swaps in another model."""
+    return MCLApp({model: cache}, short=short)
 
 
 def boost_state(curve: dict, alpha: float) -> dict:
@@ -91,6 +127,7 @@ def boost_app(curve: dict) -> App:
 
     def apply(figs, st):
         figs[0].data[-1].x = [st["current"], st["current"]]
-    slider = widgets.SelectionSlider(options=list(curve["alpha"]), value=state["current"], description="α")
+    slider = widgets.SelectionSlider(options=list(curve["alpha"]), value=state["current"], description="boost α",
+                                    style={"description_width": "initial"})
     return App({"alpha": slider}, [fig], lambda alpha: boost_state(curve, alpha), apply,
                title="Long-context boosted decoding")

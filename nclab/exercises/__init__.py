@@ -1,7 +1,7 @@
 """Checked exercises for the notebooks: ``check_<name>(student_fn)`` runs the student's function on fresh
 seeded random inputs against the nclab reference and answers with a specific hint (``Feedback``).
 
-``EXERCISES[key]`` lists the exercises of notebook ``key`` ("01" … "07"), in order; ``for_notebook(stem)``
+``EXERCISES[key]`` lists the exercises of notebook ``key`` ("01" … "08"), in order; ``for_notebook(stem)``
 finds them from a notebook name. A stub raising ``NotImplementedError`` is reported "not done yet".
 """
 
@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 from nclab.exercises import geometry as _g
 from nclab.exercises import language as _l
+from nclab.exercises import probe as _p
 from nclab.exercises.core import Feedback, Spec, run
 from nclab.exercises.tasks import TASKS
+
+TASKS = {**TASKS, **_p.TASKS}  # notebook 08 keeps its tasks beside its checks
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Exercise:
 
 _SPECS = {"01": [_g.SEL, _g.RATIO, _g.SELI_W], "02": [_g.DELTA, _g.LA], "03": [_g.SCL, _g.OF, _g.SCL_OPT],
           "04": [_g.PGRAM, _g.ETF, _g.FIXED_CE], "05": [_l.IN_SUPPORT, _l.ENTROPY, _l.NTP_LOSS],
-          "06": [_l.DARE, _l.DAREX_Q], "07": [_l.JSD, _l.MCL]}
+          "06": [_l.DARE, _l.DAREX_Q], "07": [_l.JSD, _l.MCL],
+          "08": [_p.GRAM, _p.NC1, _p.MERGE]}
 EXERCISES: dict[str, list[Exercise]] = {key: [Exercise(key, s) for s in specs] for key, specs in _SPECS.items()}
 BY_NAME: dict[str, Exercise] = {ex.name: ex for exs in EXERCISES.values() for ex in exs}
 
