@@ -123,6 +123,38 @@ def history_figure(histories: dict[str, dict], keys: list[str], *, title: str = 
     return fig
 
 
+def class_axes(fig, title: str = "class") -> None:
+    """Title the class axes of a row of heatmaps (every x axis, the first y axis; the ticks are integers
+    already) and leave room for the titles."""
+    fig.update_xaxes(title_text=title)
+    fig.update_yaxes(title_text=title, row=1, col=1)
+    fig.update_layout(margin=dict(l=50, r=20, t=40, b=50))
+
+
+def subplot_marker(fig, row: int) -> None:
+    """A dotted marker line in subplot ``row`` (a trace, so an update moves it by its data)."""
+    fig.add_scatter(x=[], y=[], mode="lines", name="current", showlegend=False,
+                    line=dict(color="black", dash="dot"), row=row, col=1)
+
+
+def ratio_cosine_figure(title: str, xlabel: str, ratio_label: str, height: int = 520):
+    """Two stacked panels sharing x: norm ratios (log y) on top, cosines ([−1, 1]) below."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("norm ratios", "cosines"))
+    fig.update_layout(template=template(), height=height, title=title, margin=dict(l=40, r=20, t=60, b=40))
+    fig.update_yaxes(type="log", title_text=ratio_label, row=1, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="cosine", row=2, col=1)
+    fig.update_xaxes(title_text=xlabel, row=2, col=1)
+    return fig
+
+
+def positive_span(arrays) -> list:
+    """[min, max] of the finite positive entries of some arrays ([1, 1] if none): a log axis range."""
+    vals = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    return [float(vals.min()), float(vals.max())] if vals.size else [1.0, 1.0]
+
+
 def plot_mode() -> str:
     """"widget" or "static": $NCLAB_PLOT if set, else "static" under Colab or VS Code, else "widget"."""
     env = os.environ.get("NCLAB_PLOT")

@@ -20,10 +20,8 @@ from nclab.losses import get_loss
 from nclab.metrics import centered_etf_distance, nc1, of_distance, summary
 from nclab.ufm_kernels import Family, batch_order, family, loss_and_grad, soft_family
 
-__all__ = [  # project_sphere is a step of train_sphere_ufm, not an entry point
-    "TrainingDiverged", "UFMResult", "SphereResult", "resolve_device", "log_schedule", "train_ufm",
-    "train_sphere_ufm"
-]
+__all__ = ["TrainingDiverged", "UFMResult", "SphereResult", "resolve_device", "log_schedule", "train_ufm",
+           "train_sphere_ufm"]  # not project_sphere: a step of train_sphere_ufm
 
 
 class TrainingDiverged(RuntimeError):

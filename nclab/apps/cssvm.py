@@ -7,6 +7,7 @@ import functools
 import ipywidgets as widgets
 import numpy as np
 
+from nclab import plots
 from nclab.apps.base import App, nan_to_none
 from nclab.labels import step_sizes
 from nclab.metrics import group_stats
@@ -66,12 +67,12 @@ def cssvm_state(kind: str, k: int, R: float, k_min: int, gamma: float, solver_po
 def cssvm_figures(state: dict) -> list:
     """Per geometry (classifiers W, class embeddings H): squared-norm ratio (log axis, top) and the three
     cosines ([−1, 1], bottom) on separate axes; lines the closed form, black markers the convex solver."""
-    from nclab.apps.seli import _ratio_cosine_figure, _vline
 
     figs = []
     for t in ("W", "H"):
-        fig = _ratio_cosine_figure(f"{'classifiers W' if t == 'W' else 'class embeddings H'} — lines: closed form, "
-                                   "markers: convex solver", "γ  (δ_maj/δ_min = R^γ)", "‖maj‖²/‖min‖²")
+        who = "classifiers W" if t == "W" else "class embeddings H"
+        fig = plots.ratio_cosine_figure(f"{who} — lines: closed form, markers: convex solver",
+                                        "γ  (δ_maj/δ_min = R^γ)", "‖maj‖²/‖min‖²")
         for label in (lab for lab in state["curves"] if lab.startswith(t)):
             row = 1 if "‖" in label else 2
             fig.add_scatter(x=[], y=[], mode="lines", name=label.split(": ")[1], legendgroup=label, row=row, col=1)
@@ -81,8 +82,8 @@ def cssvm_figures(state: dict) -> list:
                         line=dict(dash="dash", color="gray"), row=1, col=1)
         fig.add_scatter(x=[-1.5, 1.5], y=[0, 0], mode="lines", name="ETF cosine −1/(k−1)",
                         line=dict(dash="dot", color="gray"), row=2, col=1)
-        _vline(fig, 1)
-        _vline(fig, 2)
+        plots.subplot_marker(fig, 1)
+        plots.subplot_marker(fig, 2)
         figs.append(fig)
     apply_cssvm(figs, state)
     return figs
@@ -91,7 +92,6 @@ def cssvm_figures(state: dict) -> list:
 def apply_cssvm(figs: list, state: dict) -> None:
     """Write ``cssvm_state`` output into the [W, H] figures (4 line/marker pairs, the ETF ratio and cosine,
     the current-γ marker in each panel)."""
-    from nclab.apps.seli import _finite_span
 
     for fig, t in zip(figs, ("W", "H"), strict=True):
         labels = [lab for lab in state["curves"] if lab.startswith(t)]
@@ -103,7 +103,7 @@ def apply_cssvm(figs: list, state: dict) -> None:
             if "‖" in label:
                 ratios += [state["curves"][label], state["solver"][label]]
         fig.data[-3].y = [state["etf_cos"]] * 2
-        fig.data[-2].x, fig.data[-2].y = [state["gamma"], state["gamma"]], _finite_span(ratios)
+        fig.data[-2].x, fig.data[-2].y = [state["gamma"], state["gamma"]], plots.positive_span(ratios)
         fig.data[-1].x, fig.data[-1].y = [state["gamma"], state["gamma"]], [-1.0, 1.0]
 
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from nclab import plots
 from nclab.apps.base import App, apply_heatmaps
-from nclab.apps.scl import class_axes
 from nclab.metrics import gram_distance
 
 PROTOTYPE_PRESETS = {"ETF": ("etf", None), "OF": ("of", None),
@@ -64,7 +63,7 @@ def prototypes_figures(state: dict) -> list:
     import plotly.graph_objects as go
 
     heat = plots.heatmaps(state["grams"], height=320, zmax=1.0, scale_title="cosine")
-    class_axes(heat)
+    plots.class_axes(heat)
     bars = go.Figure([go.Bar(x=PAIR_NAMES, y=v, name=name) for name, v in state["pair_cos"].items()])
     bars.update_layout(template=plots.template(), height=300, barmode="group", margin=dict(l=40, r=20, t=40, b=40),
                        title="cosine of each pair of class means", xaxis_title="class pair",

@@ -40,17 +40,9 @@ def scl_theory_state(k: int, R: float, k_min: int, tau: float, relu: bool, n_min
             "value": value, "formula": formula, "stats": stats, "message": msg}
 
 
-def class_axes(fig, title: str = "class") -> None:
-    """Title the class axes of a row of heatmaps (every x axis, the first y axis; the ticks are integers
-    already) and leave room for the titles."""
-    fig.update_xaxes(title_text=title)
-    fig.update_yaxes(title_text=title, row=1, col=1)
-    fig.update_layout(margin=dict(l=50, r=20, t=40, b=50))
-
-
 def scl_theory_figures(state: dict) -> list:
     fig = plots.heatmaps(state["grams"], height=320, zmax=1.0, scale_title="cosine of class means")
-    class_axes(fig)
+    plots.class_axes(fig)
     apply_heatmaps([fig], state)
     return [fig]
 
@@ -97,6 +89,6 @@ def batching_app(scheme: str = "partition", binding: bool = False) -> App:
     bind = widgets.Checkbox(value=binding, description="batch-binding", style=style)
     state = batching_state(scheme, binding)
     fig = plots.heatmaps(state["grams"], height=320, zmid=None, scale_title="number of shared batches")
-    class_axes(fig)
+    plots.class_axes(fig)
     return App({"scheme": schemes, "binding": bind}, [fig],
                lambda scheme, binding: batching_state(scheme, binding), apply_heatmaps, title="Batching lab")

@@ -6,7 +6,6 @@ import functools
 
 import ipywidgets as widgets
 import numpy as np
-from plotly.subplots import make_subplots
 
 from nclab import plots
 from nclab._checks import real
@@ -46,32 +45,9 @@ GRAM_SCALE = dict(zmax=1.0, scale_title="G / ‖G‖_F")  # one fixed colour sca
 LABEL = {"description_width": "initial"}
 
 
-def _vline(fig, row: int) -> None:
-    """A dotted marker line in subplot ``row`` (a trace, so an update moves it by its data)."""
-    fig.add_scatter(x=[], y=[], mode="lines", name="current", showlegend=False,
-                    line=dict(color="black", dash="dot"), row=row, col=1)
-
-
-def _ratio_cosine_figure(title: str, xlabel: str, ratio_label: str, height: int = 520):
-    """Two stacked panels sharing x: norm ratios (log y) on top, cosines ([−1, 1]) below."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("norm ratios", "cosines"))
-    fig.update_layout(template=plots.template(), height=height, title=title, margin=dict(l=40, r=20, t=60, b=40))
-    fig.update_yaxes(type="log", title_text=ratio_label, row=1, col=1)
-    fig.update_yaxes(range=[-1.05, 1.05], title_text="cosine", row=2, col=1)
-    fig.update_xaxes(title_text=xlabel, row=2, col=1)
-    return fig
-
-
-def _finite_span(arrays) -> list:
-    vals = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
-    vals = vals[np.isfinite(vals) & (vals > 0)]
-    return [float(vals.min()), float(vals.max())] if vals.size else [1.0, 1.0]
-
-
 def seli_theory_figures(state: dict) -> list:
     heat = plots.heatmaps(state["grams"], height=260, **GRAM_SCALE)
-    lines = _ratio_cosine_figure("SELI closed forms vs imbalance", "R = n_maj/n_min", "ratio (normalized)")
+    lines = plots.ratio_cosine_figure("SELI closed forms vs imbalance", "R = n_maj/n_min", "ratio (normalized)")
     for label, (_, is_ratio) in CURVES.items():
         lines.add_scatter(x=[], y=[], mode="lines", name=label, row=1 if is_ratio else 2, col=1)
     R_end = state["R_grid"][-1]
@@ -81,8 +57,8 @@ def seli_theory_figures(state: dict) -> list:
                       row=2, col=1)
     lines.add_scatter(x=[1, R_end], y=[1, 1], mode="lines", name="minority collapse (cos = 1)",
                       line=dict(dash="dashdot", color="firebrick", width=1), row=2, col=1)
-    _vline(lines, 1)
-    _vline(lines, 2)
+    plots.subplot_marker(lines, 1)
+    plots.subplot_marker(lines, 2)
     lines.update_xaxes(type="log")
     figs = [heat, lines]
     apply_seli_theory(figs, state)
@@ -101,7 +77,7 @@ def apply_seli_theory(figs: list, state: dict) -> None:
     n = len(CURVES)
     lines.data[n + 1].x, lines.data[n + 1].y = [x[0], x[-1]], [state["etf_cos"]] * 2
     ratios = [state["curves"][label] for label, (_, is_ratio) in CURVES.items() if is_ratio] + [[1.0]]
-    lines.data[-2].x, lines.data[-2].y = [state["R"], state["R"]], _finite_span(ratios)
+    lines.data[-2].x, lines.data[-2].y = [state["R"], state["R"]], plots.positive_span(ratios)
     lines.data[-1].x, lines.data[-1].y = [state["R"], state["R"]], [-1.0, 1.0]
 
 
