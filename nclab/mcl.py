@@ -25,7 +25,7 @@ from nclab.mcl_models import (  # noqa: F401  (the models stay importable from n
 __all__ = [
     "truncation_batch", "check_schedule", "divergence", "MCLResult", "position_probs", "mcl_from_probs",
     "damcl_from_probs", "score_from_probs", "analyze_position", "analyze_position_naive", "analyze",
-    "boosted_probs", "decode_accuracy", "probability_cache"
+    "boosted_probs", "decode_accuracy", "detector_threshold", "probability_cache"
 ]
 
 
@@ -297,6 +297,23 @@ def decode_accuracy(model, X, positions, short: int, alpha: float, threshold: fl
     se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
     return {"plain": float(np.mean(plain)), "boosted": float(np.mean(boosted)), "fired": fired / max(1, len(positions)),
             "gain_se": se, "per_position": {"plain": plain, "boosted": boosted}}
+
+
+def detector_threshold(model, X, positions, short: int, fpr: float = 0.1, div: str = "jsd") -> float:
+    """Detector threshold with false-positive rate ``fpr``: the (1 − fpr)-quantile of D(p_short, p_full) over
+    calibration ``positions`` (sequence, position) known to need at most ``short`` tokens — on sequences kept
+    apart from those it is used on."""
+    fpr = real("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+    short, div = integer("short", short, 1), _kind("div", div)
+    if not len(positions):
+        raise ValueError("positions is empty: give short-context calibration positions (sequence, position)")
+    scores = []
+    for i, t in positions:
+        prefix = np.asarray(X[i][:t])
+        mask = np.stack([np.ones(prefix.size, bool), np.arange(prefix.size) >= prefix.size - short])
+        P = model.next_token_probs(np.repeat(prefix[None], 2, 0), mask)
+        scores.append(divergence(P[1], P[0], div)[0])
+    return float(np.quantile(scores, 1 - fpr))
 
 
 def probability_cache(model, X, start: int = 1, truth=None) -> dict:

@@ -13,6 +13,7 @@ from nclab.mcl import (
     check_schedule,
     damcl_from_probs,
     decode_accuracy,
+    detector_threshold,
     divergence,
     position_probs,
     probability_cache,
@@ -193,3 +194,16 @@ def test_hf_adapter_that_ignores_the_mask_fails_the_check():
     P, lengths = position_probs(bad, X[0][:12], [1, 4])
     explicit = np.stack([truncated_probs(bad.model, X[0][:12], ell) for ell in lengths])
     assert np.abs(P - explicit).max() > 1e-5  # the notebook's hf_adapter_truncates claim fails
+
+
+def test_detector_threshold_sets_the_false_positive_rate_decode_accuracy_sees():
+    tf = TinyTransformer(LANG.V, max_len=32, d=16, heads=2, layers=1, seed=0)
+    cal = [(i, t) for i in range(len(X)) for t in range(6, 32) if LANG.true_min_context(X[i], t) <= 4]
+    thr = detector_threshold(tf, X, cal, short=4, fpr=0.2)
+    fired = decode_accuracy(tf, X, cal, short=4, alpha=2.0, threshold=thr, samples=2)["fired"]
+    assert 0.1 <= fired <= 0.2 + 1 / len(cal)  # the quantile's rate, measured through the decoder's own detector
+    assert decode_accuracy(tf, X, cal, short=4, alpha=2.0, threshold=0.0, samples=2)["fired"] > 0.9
+    with pytest.raises(ValueError, match="positions is empty"):
+        detector_threshold(tf, X, [], short=4)
+    with pytest.raises(ValueError, match="fpr=0"):
+        detector_threshold(tf, X, cal, short=4, fpr=0)
