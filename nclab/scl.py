@@ -52,6 +52,9 @@ class BatchSchedule:
         return [b for e in range(1, epochs + 1) for b in self(e)]
 
 
+SCHEMES = ("full", "reshuffle", "partition", "stratified", "never_meet", "custom")
+
+
 def schedule(kind: str, y, batch_size: int | None = None, seed: int = 0, binding: bool = False,
              batches: list | None = None, never_meet: tuple[int, int] = (0, 1)) -> BatchSchedule:
     """Batch schedules: "full"; "reshuffle" (random permutation each epoch); "partition" (one fixed random
@@ -111,7 +114,7 @@ def schedule(kind: str, y, batch_size: int | None = None, seed: int = 0, binding
                 raise ValueError(f"batches[{j}] names examples outside 0..{n - 1} (or is empty)")
         make = lambda e: fixed  # noqa: E731
     else:
-        raise ValueError(f"kind={kind!r} is unknown: use full, reshuffle, partition, stratified, never_meet, custom")
+        raise ValueError(f"kind={kind!r} is unknown: use one of {', '.join(SCHEMES)}")
     bound = None
     if binding:
         bound = np.array([np.random.default_rng(seed + 7).choice(np.flatnonzero(y == c)) for c in range(sizes.size)])

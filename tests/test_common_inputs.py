@@ -40,13 +40,7 @@ CALL_TIMEOUT = 8.0  # seconds per bad-input call (a valid call here takes well u
 BASELINE_TIMEOUT = 90.0  # a valid baseline call may load data or train a few steps (first call: lazy imports)
 START_TIMEOUT = 120.0  # importing torch/cvxpy on a loaded 2-core machine
 
-# Modules whose failures fail the test (the others are reported in the table until their owners fix them).
-STRICT = ("nclab._threads", "nclab.labels", "nclab.metrics", "nclab.frames", "nclab.losses", "nclab.cssvm",
-          "nclab.prototypes", "nclab.plots", "nclab.claims", "nclab.data", "nclab.nets", "nclab.convex",
-          "nclab.darex", "nclab.mcl", "nclab.mcl_models", "nclab.nc_metrics", "nclab.ntp", "nclab.scl",
-          "nclab.seli", "nclab.ufm", "nclab.darex_pipeline", "nclab.solvers", "nclab.ufm_kernels")
-# Inside STRICT modules, functions whose failures are reported, not asserted (none left).
-NOT_STRICT_FUNCS: set[tuple[str, str]] = set()
+# Every module's failures fail the test (the first rounds kept a list of modules still being fixed; none is left).
 
 # Callables that are not entry points for user values, with the reason (printed in the report).
 SKIP = {
@@ -569,10 +563,6 @@ def run_all(names: list[str], timeout: float = CALL_TIMEOUT, jobs: int = 2) -> d
     return dict(zip(names, results, strict=True))
 
 
-def is_strict(module: str, func: str | None) -> bool:
-    return module in STRICT and (module, func) not in NOT_STRICT_FUNCS
-
-
 def table(results: dict[str, dict]) -> str:
     """Attempts by outcome per module, then every failure and every coverage note."""
     head = f"{'module':24s}" + "".join(f"{o:>9s}" for o in OUTCOMES) + f"{'no-base':>9s}"
@@ -598,10 +588,10 @@ def table(results: dict[str, dict]) -> str:
     return text
 
 
-def failures(results: dict[str, dict], strict_only: bool) -> list[str]:
+def failures(results: dict[str, dict]) -> list[str]:
     return [f"{mod}.{r['func']}({r['param']}={r['label']}): {r['outcome']} — {r.get('detail', '')[:200]}"
             for mod, res in results.items() for r in res["records"]
-            if r["outcome"] in FAILURES and (not strict_only or is_strict(mod, r["func"]))]
+            if r["outcome"] in FAILURES]
 
 
 # ------------------------------------------------------------------ tests
@@ -652,7 +642,7 @@ def test_harness_catches_every_kind_of_failure(tmp_path, monkeypatch):
     assert by["raw"]["raw"] >= 1
     assert by["vague"]["message"] >= 1
     assert by["internal_name"]["message"] >= 1 and by["internal_name"]["clear"] == 0
-    assert failures({"broken_mod": res}, strict_only=False)
+    assert failures({"broken_mod": res})
 
 
 def test_kinds_cover_the_bad_values_of_issue_14():
@@ -661,13 +651,13 @@ def test_kinds_cover_the_bad_values_of_issue_14():
     assert "0" not in [lab for lab, _ in bad_values("pos", "lam", 0.1, 0.0)]  # λ = 0 is valid where it is the default
 
 
-def test_public_functions_of_owned_modules_reject_bad_input_clearly():
-    results = run_all(list(STRICT))
+def test_public_functions_of_every_module_reject_bad_input_clearly():
+    results = run_all(modules())
     print("\n" + table(results))
     baseline_errors = [f"{m}.{r['func']}: {r['detail']}" for m, res in results.items() for r in res["records"]
-                       if r["outcome"] == "baseline_error" and is_strict(m, r["func"])]
+                       if r["outcome"] == "baseline_error"]
     assert not baseline_errors, "\n".join(baseline_errors)
-    bad = failures(results, strict_only=True)
+    bad = failures(results)
     assert not bad, f"{len(bad)} bad-input failures:\n" + "\n".join(bad)
 
 
@@ -687,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{time.monotonic() - t0:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
-    return 1 if failures(results, strict_only=False) else 0
+    return 1 if failures(results) else 0
 
 
 if __name__ == "__main__":

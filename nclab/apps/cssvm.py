@@ -8,9 +8,12 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
+from nclab._checks import integer, real
 from nclab.apps.base import App, nan_to_none
 from nclab.labels import step_sizes
 from nclab.metrics import group_stats
+
+LOSS_KINDS = ("cdt", "ldt")  # CDT and VS share the CS-SVM "cdt"; LDT is SELI at sizes n_c/δ_c²
 
 
 @functools.lru_cache(maxsize=128)
@@ -50,6 +53,11 @@ def cssvm_state(kind: str, k: int, R: float, k_min: int, gamma: float, solver_po
     markers on a coarse grid, ETF references, the current γ and the symmetric γ's."""
     from nclab.cssvm import gamma_curves, step_geometry
 
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"kind={kind!r} is unknown: use one of {LOSS_KINDS}")
+    k, k_min = integer("k", k, 2, 50), integer("k_min", k_min, 1, 49)
+    R, gamma = real("R", R, 1.0, 1e6), real("gamma", gamma, -1.5, 1.5)
+    solver_points = integer("solver_points", solver_points, 2, 200)
     geom_kind = "ldt" if kind == "ldt" else "cdt"
     grid = np.linspace(-1.5, 1.5, 121)
     coarse = tuple(np.round(np.linspace(-1.5, 1.5, solver_points), 10))

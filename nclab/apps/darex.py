@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
+from nclab._checks import integer, real
 from nclab.apps.base import App
 
 
@@ -15,6 +16,9 @@ def darex_theory_state(p: float, q: float, delta_mean: float, delta_std: float, 
     inputs, Δ ~ N(mean, std), x ~ scale·N(1, ½)), E[Σ δh²] vs q with q*, and DARE's variance vs p."""
     from nclab.darex import output_change_mc, output_change_stats, q_star
 
+    p, q = real("p", p, 0.0, 1.0, hi_open=True), real("q", q, 0.0, 1.0)
+    delta_mean, delta_std = real("delta_mean", delta_mean, -1.0, 1.0), real("delta_std", delta_std, 0.0, 1.0)
+    x_scale, seed = real("x_scale", x_scale, 0.0, 100.0, lo_open=True), integer("seed", seed, 0)
     rng = np.random.default_rng(seed)
     D = rng.normal(delta_mean, delta_std, (8, 256))
     x = x_scale * rng.normal(1.0, 0.5, 256)

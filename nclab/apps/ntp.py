@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
+from nclab._checks import integer
 from nclab.apps.base import App, apply_heatmaps
 
 
@@ -72,6 +73,8 @@ def ntp_data_state(m: int, V: int, patterns: int, max_support: int, seed: int) -
     """Pure: a synthetic NTP instance's support pattern and probabilities (contexts sorted by support group)."""
     from nclab.ntp import n_supports, synthetic
 
+    m, V, seed = integer("m", m, 2, 1000), integer("V", V, 2, 1000), integer("seed", seed, 0)
+    patterns, max_support = integer("patterns", patterns, 1, 1000), integer("max_support", max_support, 1, 1000)
     max_support = min(max_support, V)
     patterns = max(1, min(patterns, m, n_supports(V, 1, max_support)))  # never ask for more supports than exist
     data = synthetic(m, V, patterns, (1, max_support), (1, 4), seed=seed)

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
+from nclab._checks import integer, real
 from nclab.apps.base import App, apply_heatmaps
 from nclab.metrics import gram_distance
 
@@ -15,11 +16,19 @@ PROTOTYPE_PRESETS = {"ETF": ("etf", None), "OF": ("of", None),
                      "two pairs (cos ½ within)": ("gram", ((1, .5, 0, 0), (.5, 1, 0, 0), (0, 0, 1, .5), (0, 0, .5, 1)))}
 
 
-@functools.lru_cache(maxsize=256)
 def prototype_geometry(preset: str, n_w: int, tau: float, R: int, relu: bool, epochs: int = 400,
                        seed: int = 0) -> dict:
     """Learned class-mean Gram of the UFM (k = 4, sizes [4R, 4R, 4, 4], d = 8) trained by projected
     gradient with prototypes, beside the prototype Gram and the CE-limit Gram (cached per setting)."""
+    if not isinstance(preset, str) or preset not in PROTOTYPE_PRESETS:
+        raise ValueError(f"preset={preset!r} is unknown: use one of {list(PROTOTYPE_PRESETS)}")
+    return _prototype_geometry(preset, integer("n_w", n_w, 0, 10_000), real("tau", tau, 0.0, 100.0, lo_open=True),
+                               integer("R", R, 1, 1000), bool(relu), integer("epochs", epochs, 1, 100_000),
+                               integer("seed", seed, 0))
+
+
+@functools.lru_cache(maxsize=256)
+def _prototype_geometry(preset: str, n_w: int, tau: float, R: int, relu: bool, epochs: int, seed: int) -> dict:
     from nclab.labels import labels_from_sizes
     from nclab.metrics import class_mean_gram
     from nclab.prototypes import ProtoSupCon, ce_limit_embeddings, prototype_set
@@ -42,7 +51,7 @@ PAIR_NAMES = ["0–1 (maj–maj)", "2–3 (min–min)", "0–2", "0–3", "1–2
 def prototypes_state(preset: str, n_w: int, tau: float, R: int, relu: bool) -> dict:
     """Pure (cached training): the three Grams (cosines), their distances, and the six pairwise cosines of
     each (classes 0, 1 are the majorities, 2, 3 the minorities) for the bar chart."""
-    g = prototype_geometry(preset, int(n_w), float(tau), int(R), bool(relu))
+    g = prototype_geometry(preset, n_w, tau, R, relu)
 
     def cos(G):
         d = np.sqrt(np.diag(G))

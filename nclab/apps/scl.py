@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
+from nclab._checks import integer, real
 from nclab.apps.base import App, apply_heatmaps
 from nclab.labels import step_sizes
 from nclab.metrics import gram_distance, group_stats
@@ -26,7 +27,7 @@ def scl_theory_state(k: int, R: float, k_min: int, tau: float, relu: bool, n_min
     from nclab.scl import class_objective, optimal_value
 
     sizes = tuple(int(s) for s in step_sizes(k, R, k_min, n_min))
-    G = _scl_gram_cached(sizes, float(tau), bool(relu))
+    G = _scl_gram_cached(sizes, real("tau", tau, 0.01, 10.0), bool(relu))
     maj = np.asarray(sizes) > min(sizes)
     stats = group_stats(G, maj) if maj.any() else {"cos_maj_maj": float(np.mean(G[~np.eye(k, dtype=bool)]))}
     value = class_objective(G, sizes, tau)
@@ -69,8 +70,11 @@ def batching_state(scheme: str, binding: bool, sizes: tuple = (16, 16, 4, 4), ba
                    seed: int = 0, epochs: int = 20) -> dict:
     """Pure: the checker's verdict for a batching scheme (± binding) and the class-meeting matrix."""
     from nclab.labels import labels_from_sizes
-    from nclab.scl import check_batches, meeting_matrix, schedule
+    from nclab.scl import SCHEMES, check_batches, meeting_matrix, schedule
 
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme={scheme!r} is unknown: use one of {list(SCHEMES)}")
+    epochs = integer("epochs", epochs, 1, 1000)
     y = labels_from_sizes(sizes)
     sched = schedule(scheme, y, batch_size=batch_size, seed=seed, binding=binding)
     support = sched.support(epochs)

@@ -8,11 +8,11 @@ import ipywidgets as widgets
 import numpy as np
 
 from nclab import plots
-from nclab._checks import real
+from nclab._checks import array, integer, real
 from nclab.apps.base import App, nan_to_none
 from nclab.convex import regularized_optimum, zero_threshold
 from nclab.frames import etf_geometry
-from nclab.labels import step_sizes
+from nclab.labels import class_sizes, step_sizes
 from nclab.metrics import gram_distance, group_stats, normalized
 from nclab.seli import seli_geometry, step_closed_form, step_gram
 
@@ -24,6 +24,7 @@ CURVES = {"‖w_maj‖/‖w_min‖": ("w_sq_ratio", True), "‖h_maj‖/‖h_min
 def seli_theory_state(k: int, R: float, k_min: int, R_max: float = 1000.0, points: int = 60) -> dict:
     """Pure: SELI Grams (scaled to unit Frobenius norm) at (k, R, k_min) and the closed-form ratio /
     cosine curves over R ∈ [1, R_max], with the ETF references (ratio 1, cosine −1/(k−1))."""
+    R_max, points = real("R_max", R_max, 1.0, 1e12, lo_open=True), integer("points", points, 2, 10_000)
     Wg, Hg = step_gram(k, R, k_min)  # closed form: any real R ≥ 1
     grid = np.unique(np.concatenate([np.geomspace(1, R_max, points), [R]]))
     cfs = [step_closed_form(k, r, k_min) for r in grid]
@@ -97,9 +98,17 @@ def seli_theory_app(k: int = 4, R: float = 10.0, k_min: int = 2) -> App:
                apply_seli_theory, title="SELI geometry (exact)")
 
 
-@functools.lru_cache(maxsize=64)
-def ridge_path(sizes: tuple, lams: tuple, reduction: str = "mean") -> dict:
+def ridge_path(sizes, lams, reduction: str = "mean") -> dict:
     """Exact regularized optima along a λ grid: distances to SELI/ETF and the W, H squared-norm ratios."""
+    sizes = tuple(int(s) for s in class_sizes(sizes))
+    lams = array("lams", lams, ndim=1)
+    if np.any(lams <= 0):
+        raise ValueError(f"lams must be positive regularization strengths, got min {lams.min():g}")
+    return _ridge_path(sizes, tuple(float(v) for v in lams), reduction)
+
+
+@functools.lru_cache(maxsize=64)
+def _ridge_path(sizes: tuple, lams: tuple, reduction: str) -> dict:
     seli, etf = seli_geometry(sizes), etf_geometry(sizes)
     maj = np.asarray(sizes) > min(sizes)
     out = {"lam": np.array(lams), "d_W": [], "d_H": [], "d_W_etf": [], "W_sq_ratio": [], "H_sq_ratio": []}
@@ -124,7 +133,7 @@ def ridge_state(k: int, R: float, k_min: int, lam: float, n_min: int = 1, points
     sizes = tuple(int(s) for s in step_sizes(k, R, k_min, n_min))
     lam0 = zero_threshold(sizes)
     used = min(lam, 0.9 * lam0)
-    lams = tuple(np.geomspace(1e-6, 0.9 * lam0, points))
+    lams = tuple(np.geomspace(1e-6, 0.9 * lam0, integer("points", points, 2, 1000)))
     path = ridge_path(sizes, lams)
     g = regularized_optimum(sizes, used)
     seli = seli_geometry(sizes)
