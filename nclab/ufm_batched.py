@@ -16,7 +16,7 @@ from nclab._checks import integer, real
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.metrics import SummaryBatch
 from nclab.ufm import TrainingDiverged, UFMResult, _init, _progress, _soft_targets, log_schedule, resolve_device
-from nclab.ufm_kernels import NumpyBatch, batched_loss_and_grad, family, soft_family
+from nclab.ufm_kernels import ChunkedBatch, batched_loss_and_grad, family, soft_family
 
 _RUN_KEYS = {"y", "class_sizes", "soft_labels", "weights", "loss", "lam", "lr", "seed", "init_scale",
              "reference", "W0", "H0", "metrics"}
@@ -142,7 +142,7 @@ class _TorchBatch:
 
 def _run(specs, d, steps, record, dev, progress, tol, summaries) -> list[UFMResult]:
     arrays = _stack(specs, d)
-    be = NumpyBatch(*arrays) if dev.type == "cpu" else _TorchBatch(dev, *arrays)
+    be = ChunkedBatch(*arrays) if dev.type == "cpu" else _TorchBatch(dev, *arrays)
     B = len(specs)
     histories = [{"step": [], "objective": []} for _ in specs]
     active = np.ones(B, dtype=bool)

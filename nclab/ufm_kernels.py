@@ -204,3 +204,34 @@ class NumpyBatch:
 
     def arrays(self):
         return self.W, self.H
+
+
+class ChunkedBatch:
+    """``NumpyBatch`` over blocks of at most ``size`` runs (views of one W, H), so that each block's buffers stay
+    in cache; same interface, same numbers."""
+
+    def __init__(self, W, H, T, w, C, iota, lam, rate, size: int = 64):
+        self.W, self.H = W, H
+        cut = [(lo, min(lo + size, W.shape[0])) for lo in range(0, W.shape[0], size)]
+        self.parts = [(lo, hi, NumpyBatch(*(None if a is None else a[lo:hi] for a in (W, H, T, w, C, iota, lam, rate))))
+                      for lo, hi in cut]
+
+    def objective(self) -> np.ndarray:
+        return np.concatenate([p.objective() for _, _, p in self.parts])
+
+    def grads(self) -> np.ndarray:
+        return np.concatenate([p.grads() for _, _, p in self.parts])
+
+    def grad_norms(self) -> np.ndarray:
+        return np.concatenate([p.grad_norms() for _, _, p in self.parts])
+
+    def freeze(self, runs) -> None:
+        for lo, hi, p in self.parts:
+            p.freeze([b - lo for b in runs if lo <= b < hi])
+
+    def step(self) -> None:
+        for _, _, p in self.parts:
+            p.step()
+
+    def arrays(self):
+        return self.W, self.H
