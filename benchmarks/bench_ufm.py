@@ -48,4 +48,6 @@ def main(steps: int = 20000, B: int = 64):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
+    # python benchmarks/bench_ufm.py [steps] [B ...]: one line per batch size B (default 64)
+    for B in [int(a) for a in sys.argv[2:]] or [64]:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, B)

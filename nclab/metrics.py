@@ -3,6 +3,8 @@ single ``summary(W, H, y)`` against the SELI and ETF references."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from nclab._checks import array, integer, real
@@ -100,9 +102,8 @@ def summary(W, H, y, reference: Geometry | None = None) -> dict:
     sizes = sizes_of(y, k)
     if reference is not None and (not isinstance(reference, Geometry) or reference.k != k):
         raise ValueError(f"reference must be a Geometry with k={k} classes, got {type(reference).__name__}")
-    # SELI = the min-norm factorization of the class logits P (core formula; nclab.seli checks it independently)
-    ref = geometry_from_class_logits(np.eye(k) - 1.0 / k, sizes) if reference is None else reference
-    etf = etf_geometry(sizes)
+    seli, etf = _references(tuple(sizes.tolist()))
+    ref = seli if reference is None else reference
     WW = W @ W.T
     mu = class_means(H, y, k)
     HH = mu.T @ mu
@@ -115,6 +116,97 @@ def summary(W, H, y, reference: Geometry | None = None) -> dict:
         for tag, G in (("W", WW), ("H", HH)):
             out.update({f"{tag}_{key}": v for key, v in group_stats(G, maj).items()})
     return out
+
+
+@lru_cache(maxsize=256)
+def _references(sizes: tuple) -> tuple[Geometry, Geometry]:
+    """SELI (the min-norm factorization of the class logits P; core formula, nclab.seli checks it independently)
+    and ETF geometries of these class sizes, computed once per sizes (read-only: never handed out)."""
+    k = len(sizes)
+    return geometry_from_class_logits(np.eye(k) - 1.0 / k, sizes), etf_geometry(sizes)
+
+
+class SummaryBatch:
+    """``summary`` of B runs at once (internal: ``nclab.ufm_batched`` validates its inputs): labels ``ys[b]``
+    (n_b of them, k classes), optional ``references[b]``; call with W (B×k×d) and H (B×d×n_max), zero past n_b.
+    Reference Grams, Ẑ = P Y and class-mean weights are computed once; the numbers equal ``summary`` run by run."""
+
+    def __init__(self, ys, k: int, references=None):
+        ys = [np.asarray(y).astype(np.int64) for y in ys]
+        references = [None] * len(ys) if references is None else list(references)
+        B, nmax = len(ys), max(y.size for y in ys)
+        self.ys, self.refs, self.k = ys, references, k
+        self.n = np.array([y.size for y in ys], dtype=float)
+        self.Y = np.zeros((B, k, nmax))
+        self.Zhat = np.zeros((B, k, nmax))
+        sizes = np.array([sizes_of(y, k) for y in ys])
+        grams = []
+        for b, (y, ref) in enumerate(zip(ys, references, strict=True)):
+            if ref is not None and (not isinstance(ref, Geometry) or ref.k != k):
+                raise ValueError(f"reference must be a Geometry with k={k} classes, got {type(ref).__name__}")
+            self.Y[b, y, np.arange(y.size)] = 1.0
+            self.Zhat[b, :, :y.size] = _normalized("Ẑ", sel_matrix(y, k))
+            seli, etf = _references(tuple(sizes[b].tolist()))
+            ref = seli if ref is None else ref
+            grams.append([_normalized(name, G) for name, G in (("B", ref.W_gram), ("B", ref.H_gram),
+                                                               ("B", etf.W_gram), ("B", etf.H_gram))])
+        self.grams = np.array(grams)  # B×4×k×k: reference W, H; ETF W, H (normalized)
+        self.M = self.Y.transpose(0, 2, 1) / sizes[:, None, :]  # n_max×k: H M = class means
+        self.maj = (sizes > sizes.min(1, keepdims=True)).astype(float)
+
+    def __call__(self, W, H, idx=None) -> list[dict]:
+        """One ``summary`` dict per run (rows ``idx`` of the constants; default all), same keys and order."""
+        idx = np.arange(len(self.ys)) if idx is None else np.asarray(idx, dtype=np.int64)
+        W, H = np.asarray(W, dtype=float), np.asarray(H, dtype=float)
+        grams, M, Y, k = self.grams[idx], self.M[idx], self.Y[idx], self.k
+        WW = W @ W.transpose(0, 2, 1)
+        mu = H @ M
+        HH = mu.transpose(0, 2, 1) @ mu
+        Z = W @ H
+        sq = [np.einsum("bij,bij->b", A, A) for A in (WW, HH, Z)]
+        d_WW, d_HH = np.diagonal(WW, axis1=1, axis2=2), np.diagonal(HH, axis1=1, axis2=2)
+        if not (np.isfinite(W).all() and np.isfinite(H).all() and all((s > 0).all() and np.isfinite(s).all()
+                                                                       for s in sq)
+                and (d_WW > 0).all() and (d_HH > 0).all()):
+            return [summary(W[i], H[i, :, :self.ys[b].size], self.ys[b], self.refs[b]) for i, b in enumerate(idx)]
+        WWn, HHn, Zn = (A / np.sqrt(s)[:, None, None] for A, s in zip((WW, HH, Z), sq, strict=True))
+
+        def dist(A, R):
+            D = A - R
+            return np.sqrt(np.einsum("bij,bij->b", D, D))
+
+        centred = H - mu @ Y
+        Sw = centred @ centred.transpose(0, 2, 1) / self.n[idx, None, None]
+        Bc = mu - mu.mean(axis=2, keepdims=True)
+        Sb = Bc @ Bc.transpose(0, 2, 1) / k
+        cols = {"d_W": dist(WWn, grams[:, 0]), "d_H": dist(HHn, grams[:, 1]), "d_Z": dist(Zn, self.Zhat[idx]),
+                "d_W_etf": dist(WWn, grams[:, 2]), "d_H_etf": dist(HHn, grams[:, 3]),
+                "nc1": np.einsum("bij,bji->b", Sw, np.linalg.pinv(Sb)) / k,
+                "W_norm": np.sqrt(np.einsum("bij,bij->b", W, W)), "H_norm": np.sqrt(np.einsum("bij,bij->b", H, H))}
+        maj = self.maj[idx]
+        grouped = maj.any(1)
+        for tag, G, dg in (("W", WW, d_WW), ("H", HH, d_HH)):
+            cols.update({f"{tag}_{key}": v for key, v in _group_stats_batch(G, dg, maj).items()})
+        keys = list(cols)
+        rows = np.array([cols[key] for key in keys]).T.tolist()
+        return [dict(zip(keys if g else keys[:8], row, strict=False)) for row, g in zip(rows, grouped, strict=True)]
+
+
+def _group_stats_batch(G, dg, m) -> dict:
+    """``group_stats`` of a stack of Grams G (B×k×k, positive diagonal dg) with majority masks m (B×k, 0/1)."""
+    nrm = np.sqrt(dg)
+    C = G / (nrm[:, :, None] * nrm[:, None, :])
+    cd = np.diagonal(C, axis1=1, axis2=2)
+    mn = 1.0 - m
+    cm, cn = m.sum(1), mn.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def within(a, ca):
+            v = (np.einsum("bi,bij,bj->b", a, C, a) - (a * cd).sum(1)) / (ca * (ca - 1))
+            return np.where(ca > 1, v, np.nan)
+
+        return {"sq_norm_ratio": ((m * dg).sum(1) / cm) / ((mn * dg).sum(1) / cn),
+                "cos_maj_maj": within(m, cm), "cos_min_min": within(mn, cn),
+                "cos_maj_min": np.einsum("bi,bij,bj->b", m, C, mn) / (cm * cn)}
 
 
 def class_mean_gram(H, y, k: int | None = None, centered: bool = False) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""B independent UFM runs as one tensor program (torch, any device).
+"""B independent UFM runs as one array program (numpy on the CPU, torch on other devices).
 
 Each run b minimizes its own loss_b(W_b H_b) + λ_b/2 (‖W_b‖² + ‖H_b‖²) by full-batch GD with step lr_b;
 W is stacked B×k×d and H B×d×n_max (shorter runs are padded with zero-weight, zero-initialized
 columns, which stay zero), and one step is two batched matmuls plus the analytic CE-family gradient
-of ``nclab.ufm_kernels``. Each run's numbers equal ``train_ufm`` with the same settings (up to rounding).
+of ``nclab.ufm_kernels``; default metrics come from one ``metrics.SummaryBatch``. Each run's numbers equal
+``train_ufm`` with the same settings (up to rounding).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import torch
 
 from nclab._checks import integer, real
 from nclab.labels import labels_from_sizes, sizes_of
+from nclab.metrics import SummaryBatch
 from nclab.ufm import TrainingDiverged, UFMResult, _init, _progress, _soft_targets, log_schedule, resolve_device
-from nclab.ufm_kernels import batched_loss_and_grad, family, soft_family
+from nclab.ufm_kernels import ChunkedBatch, batched_loss_and_grad, family, soft_family
 
 _RUN_KEYS = {"y", "class_sizes", "soft_labels", "weights", "loss", "lam", "lr", "seed", "init_scale",
              "reference", "W0", "H0", "metrics"}
@@ -27,8 +29,6 @@ def train_ufm_batched(runs, *, d: int, loss="ce", lam: float = 0.0, lr: float = 
     ``soft_labels`` + ``weights``) and optionally its own loss (a CE-family loss), lam, lr, seed, init_scale,
     reference, W0, H0, metrics — missing keys take the keyword values. All runs share k (classes) and d.
     Returns one ``UFMResult`` per run, as ``train_ufm`` would (full batch; ``tol`` stops each run separately)."""
-    from nclab.metrics import summary
-
     if isinstance(runs, dict) or not hasattr(runs, "__len__") or len(runs) == 0:
         raise ValueError("runs must be a non-empty list of dicts (one per run)")
     d = integer("d", d, 1)
@@ -61,109 +61,154 @@ def train_ufm_batched(runs, *, d: int, loss="ce", lam: float = 0.0, lr: float = 
             if fam is None:
                 raise ValueError(f"runs[{i}]: loss={c['loss']!r} is not a CE-family loss; batched mode takes "
                                  "'ce', losses.cross_entropy or a LogitAdjustedCE (use train_ufm for others)")
-            mfn = c["metrics"] or (lambda W_, H_, y=y, ref=c["reference"]: summary(W_, H_, y, ref))
+            mfn = c["metrics"] or None
         gen = torch.Generator().manual_seed(integer("seed", c["seed"], 0))
         scale = real("init_scale", c["init_scale"], 0.0, lo_open=True)
         W0 = _init(c["W0"], (k, d), scale, gen, "W0")
         H0 = _init(c["H0"], (d, n), scale, gen, "H0")
-        specs.append(dict(k=k, n=n, y=y, fam=fam, metric=mfn, W=W0, H=H0, lam=real("lam", c["lam"], 0.0),
+        specs.append(dict(k=k, n=n, y=y, fam=fam, metric=mfn, ref=c["reference"], W=W0, H=H0,
+                          lam=real("lam", c["lam"], 0.0),
                           lr=real("lr", c["lr"], 0.0, lo_open=True)))
     ks = {s["k"] for s in specs}
     if len(ks) > 1:
         raise ValueError(f"runs have different class counts k={sorted(ks)}: batched runs must share k")
-    return _run(specs, d, steps, record, dev, progress, tol)
+    # runs with the default metric share one batched summary (reference Grams computed once per run)
+    rows = np.cumsum([s["metric"] is None for s in specs]) - 1
+    rows = np.where([s["metric"] is None for s in specs], rows, -1)
+    chosen = [s for s in specs if s["metric"] is None]
+    sb = SummaryBatch([s["y"] for s in chosen], specs[0]["k"], [s["ref"] for s in chosen]) if chosen else None
+    return _run(specs, d, steps, record, dev, progress, tol, (rows, sb))
 
 
-def _stack(specs, d, dev):
+def _stack(specs, d):
     B, k, nmax = len(specs), specs[0]["k"], max(s["n"] for s in specs)
-    z = dict(dtype=torch.float64)
-    W, H = torch.zeros(B, k, d, **z), torch.zeros(B, d, nmax, **z)
-    T, w = torch.zeros(B, k, nmax, **z), torch.zeros(B, nmax, **z)
-    anyC = any(s["fam"].C is not None for s in specs)
-    anyI = any(s["fam"].iota is not None for s in specs)
-    C = torch.ones(B, k, nmax, **z) if anyC else None
-    iota = torch.zeros(B, k, **z) if anyI else None
+    W, H = np.zeros((B, k, d)), np.zeros((B, d, nmax))
+    T, w = np.zeros((B, k, nmax)), np.zeros((B, nmax))
+    C = np.ones((B, k, nmax)) if any(s["fam"].C is not None for s in specs) else None
+    iota = np.zeros((B, k)) if any(s["fam"].iota is not None for s in specs) else None
     for b, s in enumerate(specs):
         f, n = s["fam"], s["n"]
-        W[b], H[b, :, :n], T[b, :, :n] = s["W"], s["H"], torch.as_tensor(f.T)
-        w[b, :n] = torch.as_tensor(f.omega / n if f.mean else f.omega)
+        W[b], H[b, :, :n], T[b, :, :n] = s["W"].numpy(), s["H"].numpy(), f.T
+        w[b, :n] = f.omega / n if f.mean else f.omega
         if f.C is not None:
-            C[b, :, :n] = torch.as_tensor(f.C)
+            C[b, :, :n] = f.C
         if f.iota is not None:
-            iota[b] = torch.as_tensor(f.iota)
-    lam = torch.tensor([s["lam"] for s in specs], **z)[:, None, None]
-    lr = torch.tensor([s["lr"] for s in specs], **z)[:, None, None]
-    return [None if t is None else t.to(dev) for t in (W, H, T, w, C, iota, lam, lr)]
+            iota[b] = f.iota
+    lam = np.array([s["lam"] for s in specs])[:, None, None]
+    lr = np.array([s["lr"] for s in specs])[:, None, None]
+    return W, H, T, w, C, iota, lam, lr
 
 
-def _run(specs, d, steps, record, dev, progress, tol) -> list[UFMResult]:
-    W, H, T, w, C, iota, lam, lr = _stack(specs, d, dev)
-    B = len(specs)
-    lam_flat = lam.reshape(B)
-    ridge = bool((lam_flat > 0).any())
+class _TorchBatch:
+    """``NumpyBatch``'s interface on a torch device (GPU): same math through ``batched_loss_and_grad``."""
 
-    def objective(W, H):
-        value, G = batched_loss_and_grad(W, H, T, w, C, iota)
-        if ridge:
-            value = value + lam_flat / 2 * (W.square().sum((1, 2)) + H.square().sum((1, 2)))
+    def __init__(self, dev, *arrays):
+        W, H, T, w, C, iota, lam, rate = (None if a is None else torch.as_tensor(a).to(dev) for a in arrays)
+        self.W, self.H, self.T, self.w, self.C, self.iota, self.lam, self.rate = W, H, T, w, C, iota, lam, rate
+        self.lam_flat = lam.reshape(-1)
+        self.ridge = bool((self.lam_flat > 0).any())
+
+    def _value(self):
+        value, G = batched_loss_and_grad(self.W, self.H, self.T, self.w, self.C, self.iota)
+        if self.ridge:
+            value = value + self.lam_flat / 2 * (self.W.square().sum((1, 2)) + self.H.square().sum((1, 2)))
         return value, G
 
+    def objective(self):
+        return self._value()[0].cpu().numpy()
+
+    def grads(self):
+        value, G = self._value()
+        self.gW = torch.bmm(G, self.H.transpose(1, 2))
+        self.gH = torch.bmm(self.W.transpose(1, 2), G)
+        if self.ridge:
+            self.gW += self.lam * self.W
+            self.gH += self.lam * self.H
+        return value.cpu().numpy()
+
+    def grad_norms(self):
+        return torch.sqrt(self.gW.square().sum((1, 2)) + self.gH.square().sum((1, 2))).cpu().numpy()
+
+    def freeze(self, runs):
+        self.rate[list(runs)] = 0.0
+
+    def step(self):
+        self.W = self.W - self.rate * self.gW
+        self.H = self.H - self.rate * self.gH
+
+    def arrays(self):
+        return self.W.cpu().numpy(), self.H.cpu().numpy()
+
+
+def _run(specs, d, steps, record, dev, progress, tol, summaries) -> list[UFMResult]:
+    arrays = _stack(specs, d)
+    be = ChunkedBatch(*arrays) if dev.type == "cpu" else _TorchBatch(dev, *arrays)
+    B = len(specs)
     histories = [{"step": [], "objective": []} for _ in specs]
-    active = torch.ones(B, dtype=torch.bool)
-    done = torch.zeros(B, dtype=torch.long)
+    active = np.ones(B, dtype=bool)
+    done = np.zeros(B, dtype=np.int64)
     converged, gnorms = [False] * B, [float("nan")] * B
+    batch_rows, sb = summaries
+
+    outer = np.geterr()
 
     def snapshot(step: int, which) -> None:
-        values = objective(W, H)[0].cpu().numpy()
-        Wn, Hn = W.cpu().numpy(), H.cpu().numpy()
+        with np.errstate(**outer):  # metrics (the user's too) see the caller's floating-point settings
+            _snapshot(step, which)
+
+    def _snapshot(step: int, which) -> None:
+        values = be.objective()
+        Wn, Hn = be.arrays()
+        which = list(which)
+        rows = [b for b in which if batch_rows[b] >= 0]
+        batched = dict(zip(rows, sb(Wn[rows], Hn[rows, :, :sb.Y.shape[2]], batch_rows[rows]), strict=True)) \
+            if rows else {}
         for b in which:
             h = histories[b]
             h["step"].append(step)
             h["objective"].append(float(values[b]))
-            for key, val in specs[b]["metric"](Wn[b].copy(), Hn[b, :, :specs[b]["n"]].copy()).items():
+            out = batched[b] if b in batched else specs[b]["metric"](Wn[b].copy(), Hn[b, :, :specs[b]["n"]].copy())
+            for key, val in out.items():
                 h.setdefault(key, []).append(val)
 
-    first = objective(W, H)[0]
-    if not bool(torch.isfinite(first).all()):
+    first = be.objective()
+    if not np.isfinite(first).all():
         raise ValueError("the initial objective is not finite: check W0/H0 and init_scale")
-    limit = 1e6 * torch.clamp(first, min=1.0)
+    limit = 1e6 * np.maximum(first, 1.0)
     snapshot(0, range(B))
     schedule = set(log_schedule(steps, record, name="record").tolist())
     bar = _progress(steps, progress)
-    interrupted, pending, live = False, 0, torch.ones(B, 1, 1, dtype=torch.float64, device=dev)
+    interrupted, pending = False, 0
+    quiet = np.errstate(over="ignore", divide="ignore", invalid="ignore")  # the loss checks overflow itself
     try:
+        quiet.__enter__()
         for step in range(1, steps + 1):
-            value, G = objective(W, H)
-            gW = torch.bmm(G, H.transpose(1, 2))
-            gH = torch.bmm(W.transpose(1, 2), G)
-            if ridge:
-                gW += lam * W
-                gH += lam * H
-            bad = ~torch.isfinite(value) | (value > limit)
-            if bool(bad.any()):
-                b = int(torch.nonzero(bad)[0])
-                r = specs[b]["lr"]
-                raise TrainingDiverged(f"UFM run {b} diverged at step {step} (objective={float(value[b]):.3g}) "
-                                       f"with lr={r:g}: lower the learning rate (try lr={r / 10:g})")
+            value = be.grads()
+            if not (np.abs(value) <= limit).all():
+                bad = ~np.isfinite(value) | (value > limit)
+                if bad.any():
+                    b = int(np.flatnonzero(bad)[0])
+                    r = specs[b]["lr"]
+                    raise TrainingDiverged(f"UFM run {b} diverged at step {step} (objective={float(value[b]):.3g}) "
+                                           f"with lr={r:g}: lower the learning rate (try lr={r / 10:g})")
             if tol is not None:
-                gn = torch.sqrt(gW.square().sum((1, 2)) + gH.square().sum((1, 2))).cpu()
-                newly = torch.nonzero(active & (gn < tol)).flatten().tolist()
+                gn = be.grad_norms()
+                newly = np.flatnonzero(active & (gn < tol)).tolist()
                 for b in newly:
                     converged[b], gnorms[b] = True, float(gn[b])
                     active[b] = False
-                    live[b] = 0.0
                 if newly:
+                    be.freeze(newly)
                     snapshot(step - 1, newly)
-                for b in torch.nonzero(active).flatten().tolist():
+                for b in np.flatnonzero(active).tolist():
                     gnorms[b] = float(gn[b])
-                if not bool(active.any()):
+                if not active.any():
                     break
-            W = W - (lr * live) * gW
-            H = H - (lr * live) * gH
+            be.step()
             done += active
             pending += 1
             if step in schedule:
-                snapshot(step, torch.nonzero(active).flatten().tolist())
+                snapshot(step, np.flatnonzero(active).tolist())
             if pending >= 1000 or step in schedule:
                 bar.update(pending)
                 pending = 0
@@ -173,9 +218,9 @@ def _run(specs, d, steps, record, dev, progress, tol) -> list[UFMResult]:
         if late:
             snapshot(int(done.max()), late)
     finally:
+        quiet.__exit__(None, None, None)
         bar.update(pending)
         bar.close()
-    Wn, Hn = W.cpu().numpy(), H.cpu().numpy()
+    Wn, Hn = be.arrays()
     return [UFMResult(Wn[b].copy(), Hn[b, :, :s["n"]].copy(), s["y"], histories[b], int(done[b]), interrupted,
                       converged[b], gnorms[b]) for b, s in enumerate(specs)]
-

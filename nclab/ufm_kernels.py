@@ -109,3 +109,129 @@ def batched_loss_and_grad(W, H, T, w, C, iota):
     if C is not None:
         G *= C
     return value, G
+
+
+# ---- the same B runs in numpy (CPU): stacked matmuls into preallocated buffers, in-place updates ----
+
+class NumpyBatch:
+    """State W (B×k×d), H (B×d×n) and GD steps of B runs with steps ``rate`` (B×1×1). ``grads`` returns the
+    objectives loss_b + λ_b/2 (‖W_b‖² + ‖H_b‖²) and fills gW, gH with rate_b·∇ (the rate is folded into the
+    example weights w, so ``step`` is just W −= gW, H −= gH). Logits live as k×B×n (long contiguous rows)."""
+
+    def __init__(self, W, H, T, w, C, iota, lam, rate):
+        B, k, n = T.shape
+        self.W, self.H, self.w, self.lam = W, H, w, lam
+        self.lam_flat = lam.reshape(-1)
+        self.ridge = bool((self.lam_flat > 0).any())
+        self.T = np.ascontiguousarray(T.transpose(1, 0, 2))
+        self.C = None if C is None else np.ascontiguousarray(C.transpose(1, 0, 2))
+        self.iota = None if iota is None else np.ascontiguousarray(iota.T)[:, :, None]
+        self.Tw = self.T * w[None]
+        # one-hot targets: Σ_c T_ci A_ci is the gathered logit A[y_i, b, i] (flat index into the k×B×n buffer)
+        hot = np.all(self.T.sum(0)[w > 0] == 1) and np.all((self.T == 0) | (self.T == 1))
+        cls = self.T.argmax(0)
+        self.pick = (cls * B * n + np.arange(B * n).reshape(B, n)).ravel() if hot else None
+        self.A, self.E = np.empty((k, B, n)), np.empty((k, B, n))
+        self.gW, self.gH = np.empty_like(W), np.empty_like(H)
+        self.rate = rate.reshape(-1).copy()
+        self.freeze([])
+
+    def freeze(self, runs) -> None:
+        """Set the step of ``runs`` to 0 (converged runs stay where they are, from this step on)."""
+        runs = list(runs)
+        self.rate[runs], self.gW[runs], self.gH[runs] = 0.0, 0.0, 0.0
+        self.wr = self.w * self.rate[:, None]
+        self.Twr = self.T * self.wr[None]
+        self.lamr = self.lam * self.rate[:, None, None]
+
+    def _loss(self):
+        A, E = self.A, self.E
+        np.matmul(self.W, self.H, out=A.transpose(1, 0, 2))
+        if self.C is not None:
+            A *= self.C
+        if self.iota is not None:
+            A += self.iota
+        np.exp(A, out=E)
+        s = E.sum(0)
+        if self.pick is not None:
+            lse = np.log(s)
+            lse -= A.take(self.pick).reshape(lse.shape)
+            value = np.einsum("bn,bn->b", self.w, lse)
+        else:
+            value = np.einsum("bn,bn->b", self.w, np.log(s)) - np.einsum("kbn,kbn->b", self.Tw, A)
+        if not np.isfinite(value).all():
+            shift = A.max(0)
+            np.exp(A - shift[None], out=E)
+            s = E.sum(0)
+            value = np.einsum("bn,bn->b", self.w, np.log(s) + shift) - np.einsum("kbn,kbn->b", self.Tw, A)
+        if self.ridge:
+            value += self.lam_flat / 2 * (np.einsum("bij,bij->b", self.W, self.W)
+                                          + np.einsum("bij,bij->b", self.H, self.H))
+        return value, s
+
+    def objective(self) -> np.ndarray:
+        """Per-run objectives (B,) at the current W, H."""
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return self._loss()[0]
+
+    def grads(self) -> np.ndarray:
+        """Objectives (B,); gW, gH = rate·∇ of each run's objective (∇_Z = C ⊙ (softmax(A) − T) diag(w)).
+        Call inside ``np.errstate(over="ignore", divide="ignore", invalid="ignore")``."""
+        value, s = self._loss()
+        E = self.E
+        E *= (self.wr / s)[None]
+        E -= self.Twr
+        if self.C is not None:
+            E *= self.C
+        Eb = E.transpose(1, 0, 2)
+        np.matmul(Eb, self.H.transpose(0, 2, 1), out=self.gW)
+        np.matmul(self.W.transpose(0, 2, 1), Eb, out=self.gH)
+        if self.ridge:
+            self.gW += self.lamr * self.W
+            self.gH += self.lamr * self.H
+        return value
+
+    def grad_norms(self) -> np.ndarray:
+        """‖(∇_W, ∇_H)‖_F per run (NaN for frozen runs)."""
+        sq = np.einsum("bij,bij->b", self.gW, self.gW) + np.einsum("bij,bij->b", self.gH, self.gH)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt(sq) / self.rate
+
+    def step(self) -> None:
+        """W −= gW, H −= gH in place."""
+        self.W -= self.gW
+        self.H -= self.gH
+
+    def arrays(self):
+        return self.W, self.H
+
+
+class ChunkedBatch:
+    """``NumpyBatch`` over blocks of at most ``size`` runs (views of one W, H), so that each block's buffers stay
+    in cache; same interface, same numbers."""
+
+    def __init__(self, W, H, T, w, C, iota, lam, rate, size: int = 64):
+        self.W, self.H = W, H
+        cut = [(lo, min(lo + size, W.shape[0])) for lo in range(0, W.shape[0], size)]
+        self.parts = [(lo, hi, NumpyBatch(*(None if a is None else a[lo:hi] for a in (W, H, T, w, C, iota, lam, rate))))
+                      for lo, hi in cut]
+
+    def objective(self) -> np.ndarray:
+        return np.concatenate([p.objective() for _, _, p in self.parts])
+
+    def grads(self) -> np.ndarray:
+        return np.concatenate([p.grads() for _, _, p in self.parts])
+
+    def grad_norms(self) -> np.ndarray:
+        return np.concatenate([p.grad_norms() for _, _, p in self.parts])
+
+    def freeze(self, runs) -> None:
+        for lo, hi, p in self.parts:
+            p.freeze([b - lo for b in runs if lo <= b < hi])
+
+    def step(self) -> None:
+        for _, _, p in self.parts:
+            p.step()
+
+    def arrays(self):
+        return self.W, self.H

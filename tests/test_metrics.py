@@ -109,3 +109,27 @@ def test_classifier_nearer_seli_than_etf_comparison_fails_for_an_etf_classifier(
     W_etf = np.hstack([np.eye(4) - 0.25, np.zeros((4, 2))])
     bad = summary(W_etf, Hc[:, y], y)
     assert bad["d_W"] - bad["d_W_etf"] > 0.1
+
+
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_summary_batch_equals_summary_run_by_run(with_reference):
+    from nclab.metrics import SummaryBatch
+
+    rng = np.random.default_rng(3)
+    sizes = [[5, 5, 5, 5], [10, 10, 2, 2], [3, 7, 2, 9], [1, 4, 4, 4]]  # balanced, step, irregular; n differs
+    ys = [labels_from_sizes(s) for s in sizes]
+    refs = [seli_geometry(s) if with_reference and b % 2 else None for b, s in enumerate(sizes)]
+    nmax = max(y.size for y in ys)
+    W = rng.standard_normal((4, 4, 6))
+    H = np.zeros((4, 6, nmax))  # zero past each run's n (padding)
+    for b, y in enumerate(ys):
+        H[b, :, :y.size] = rng.standard_normal((6, y.size))
+    batch = SummaryBatch(ys, 4, refs)
+    for out, idx in ((batch(W, H), range(4)), (batch(W[[2, 0]], H[[2, 0]], [2, 0]), [2, 0])):
+        for got, b in zip(out, idx, strict=True):
+            want = summary(W[b], H[b, :, :ys[b].size], ys[b], refs[b])
+            assert list(got) == list(want)  # same keys, same order (no group keys for the balanced run)
+            np.testing.assert_allclose([got[key] for key in want], list(want.values()), rtol=1e-12, atol=1e-12)
+    W[1, 2] = 0.0  # a zero classifier row: the batched path raises exactly what summary raises
+    with pytest.raises(ValueError, match="positive diagonal"):
+        batch(W, H)

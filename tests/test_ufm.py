@@ -182,6 +182,22 @@ def test_batched_runs_equal_sequential_runs():
         np.testing.assert_allclose(res.history["d_W"], ref.history["d_W"], atol=1e-9)
 
 
+def test_batched_histories_equal_train_ufm_with_references_and_custom_metrics():
+    from nclab.seli import seli_geometry
+
+    def norms(W, H):
+        return {"w2": float(np.sum(W**2))}
+
+    runs = [dict(class_sizes=[6, 6, 6]), dict(class_sizes=[9, 3, 3], reference=seli_geometry([9, 3, 3]), lam=1e-2),
+            dict(class_sizes=[2, 5, 8], metrics=norms, seed=4)]
+    out = train_ufm_batched(runs, d=4, lr=0.8, steps=200, record=12, progress=False)
+    for cfg, res in zip(runs, out, strict=True):
+        ref = train_ufm(d=4, lr=0.8, steps=200, record=12, progress=False, **cfg)
+        assert list(res.history) == list(ref.history)
+        for key, want in ref.history.items():
+            np.testing.assert_allclose(res.history[key], want, rtol=1e-9, atol=1e-10, err_msg=key)
+
+
 def test_batched_tol_stops_each_run_like_train_ufm():
     runs = [dict(class_sizes=[4, 4, 2], lam=lam) for lam in (1e-2, 3e-2)]
     out = train_ufm_batched(runs, d=3, lr=1.0, steps=3000, tol=1e-4, progress=False)
