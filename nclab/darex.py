@@ -213,6 +213,7 @@ def q_e(delta: torch.Tensor, x, p: float, eta: float = 0.45, gamma: float = 0.95
     if not 0.5 < p < 1:
         raise ValueError(f"p={p} is out of range for q_e: allowed (0.5, 1) (φ(p) needs p ≠ 1/2)")
     eta, gamma = real("eta", eta, 0.0, lo_open=True), real("gamma", gamma, 0.0, 1.0, lo_open=True, hi_open=True)
+    step = real("step", step, 1e-6, 0.1)  # a grid over [1−p, 0.999]: at least a few points, at most 10⁶
     D = np.asarray(delta, dtype=float)
     xm = np.atleast_2d(np.asarray(x, dtype=float)).mean(0)
     if D.ndim != 2 or xm.shape != (D.shape[1],):
@@ -220,7 +221,7 @@ def q_e(delta: torch.Tensor, x, p: float, eta: float = 0.45, gamma: float = 0.95
     c = D * xm[None, :]
     s1, s2 = c.sum(1), (c**2).sum(1)
     phi = (1 - 2 * p) / math.log((1 - p) / p)
-    grid = np.arange(1 - p, 0.999 + step / 2, real("step", step, 0.0, lo_open=True))
+    grid = np.arange(1 - p, 0.999 + step / 2, step)
     g = grid[:, None]
     const = math.log(2 / (1 - gamma))
     obj = np.abs(eta * (1 - (1 - p) / g) * s1[None, :] + eta**2 * phi * s2[None, :] / (4 * g**2) + const)

@@ -52,6 +52,9 @@ SKIP = {
     "HFCausalLM": "needs a transformers model (optional adapter)",
     "transfer_pipeline": "trains two networks (minutes): tests/test_darex.py",
     "evaluate_methods": "needs transfer_pipeline's output", "scl_representations": "trains networks (minutes)",
+    "main_site": "command line (argv): tests/test_site.py", "main_student": "command line (argv): tests/test_teach.py",
+    "summarize": "reads a sweep's point records: tests/test_sweep.py",
+    "thresholds": "reads a sweep's point records: tests/test_sweep.py",
 }
 SKIP_PATTERNS = (r"_app$", r"_figures$", r"^apply_")  # widget builders / figure writers of nclab.apps
 
@@ -197,6 +200,7 @@ def _overrides() -> dict:
         ("nclab.mcl", "TinyTransformer"): {"V": lambda: 6, "max_len": lambda: 8, "d": lambda: 8, "heads": lambda: 2,
                                            "layers": lambda: 1},
         ("nclab.darex", "q_grid"): {"p": lambda: 0.9},
+        ("nclab.darex", "q_e"): {"p": lambda: 0.9, "delta": lambda: torch.ones(3, 5)},
         ("nclab.darex", "q_star"): {"p": lambda: 0.9}, ("nclab.darex", "output_change_stats"): {"p": lambda: 0.9},
         ("nclab.darex", "output_change_mc"): {"p": lambda: 0.9},
         ("nclab.darex", "recommend"): {"p": lambda: 0.9, "delta_scale": lambda: "small", "labels": lambda: True,
