@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from nclab._checks import integer, real
+from nclab._progress import close as close_bar
+from nclab._progress import progress as progress_bar
 from nclab.frames import Geometry
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.losses import get_loss
@@ -176,7 +178,7 @@ def _numpy_loop(W, H, y, fam: Family, *, lam, lr, steps, bs, n, tol, seed, histo
     limit = 1e6 * max(first, 1.0)
     perm_gen = torch.Generator().manual_seed(seed + 1)
     order = None
-    bar = _progress(steps, progress)
+    bar = progress_bar(steps, progress)
     done, interrupted, converged, gnorm, pending = 0, False, False, float("nan"), 0
     try:
         for step in range(1, steps + 1):
@@ -225,7 +227,7 @@ def _numpy_loop(W, H, y, fam: Family, *, lam, lr, steps, bs, n, tol, seed, histo
             snapshot(done)
     finally:
         bar.update(pending)
-        bar.close()
+        close_bar(bar, interrupted)
     return UFMResult(W, H, y, history, done, interrupted, converged, gnorm)
 
 
@@ -251,7 +253,7 @@ def _train_autograd(W, H, y, yt, loss_fn, *, lam, lr, steps, bs, n, tol, seed, h
     snapshot(0)
     perm_gen = torch.Generator().manual_seed(seed + 1)
     order = None
-    bar = _progress(steps, progress)
+    bar = progress_bar(steps, progress)
     done, interrupted, converged, gnorm = 0, False, False, float("nan")
     try:
         for step in range(1, steps + 1):
@@ -282,7 +284,7 @@ def _train_autograd(W, H, y, yt, loss_fn, *, lam, lr, steps, bs, n, tol, seed, h
         if done not in history["step"]:
             snapshot(done)
     finally:
-        bar.close()
+        close_bar(bar, interrupted)
     return UFMResult(W.detach().cpu().numpy(), H.detach().cpu().numpy(), y, history, done, interrupted,
                      converged, gnorm)
 
@@ -307,12 +309,6 @@ def _init(value, shape, scale, gen, name) -> torch.Tensor:
     if tuple(t.shape) != shape:
         raise ValueError(f"{name} has shape {tuple(t.shape)}, expected {shape}")
     return t
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc="UFM", mininterval=0.5, leave=False)
 
 
 @dataclass
@@ -382,7 +378,7 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
             history.setdefault(key, []).append(val)
 
     snapshot(0)
-    bar = _progress(epochs, progress)
+    bar = progress_bar(epochs, progress)
     done, interrupted = 0, False
     try:
         for epoch in range(1, epochs + 1):
@@ -415,5 +411,5 @@ def train_sphere_ufm(y, *, d: int, loss, nonneg: bool = False, batches=None, epo
         if done not in history["epoch"]:
             snapshot(done)
     finally:
-        bar.close()
+        close_bar(bar, interrupted)
     return SphereResult(H.numpy().T.copy(), y, history, done, interrupted)

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from nclab._checks import integer, real
+from nclab._progress import close as close_bar
+from nclab._progress import progress as progress_bar
 from nclab.labels import labels_from_sizes, sizes_of
 from nclab.metrics import SummaryBatch
-from nclab.ufm import TrainingDiverged, UFMResult, _init, _progress, _soft_targets, log_schedule, resolve_device
+from nclab.ufm import TrainingDiverged, UFMResult, _init, _soft_targets, log_schedule, resolve_device
 from nclab.ufm_kernels import ChunkedBatch, batched_loss_and_grad, family, soft_family
 
 _RUN_KEYS = {"y", "class_sizes", "soft_labels", "weights", "loss", "lam", "lr", "seed", "init_scale",
@@ -177,7 +179,7 @@ def _run(specs, d, steps, record, dev, progress, tol, summaries) -> list[UFMResu
     limit = 1e6 * np.maximum(first, 1.0)
     snapshot(0, range(B))
     schedule = set(log_schedule(steps, record, name="record").tolist())
-    bar = _progress(steps, progress)
+    bar = progress_bar(steps, progress)
     interrupted, pending = False, 0
     quiet = np.errstate(over="ignore", divide="ignore", invalid="ignore")  # the loss checks overflow itself
     try:
@@ -220,7 +222,7 @@ def _run(specs, d, steps, record, dev, progress, tol, summaries) -> list[UFMResu
     finally:
         quiet.__exit__(None, None, None)
         bar.update(pending)
-        bar.close()
+        close_bar(bar, interrupted)
     Wn, Hn = be.arrays()
     return [UFMResult(Wn[b].copy(), Hn[b, :, :s["n"]].copy(), s["y"], histories[b], int(done[b]), interrupted,
                       converged[b], gnorms[b]) for b, s in enumerate(specs)]

@@ -18,9 +18,9 @@ from nclab.cli import claims_table, current_kernel, list_notebooks, main, run_no
 
 def test_claims_compute_holds_and_write_json(tmp_path):
     c = Claims("nb")
-    assert c.check("small", 1e-7, 1e-6) is True
-    assert c.check("big", 2.0, 1.0, "<") is False
-    assert c.check("nan", math.nan, 1.0, "<") is False
+    assert bool(c.check("small", 1e-7, 1e-6)) is True
+    assert bool(c.check("big", 2.0, 1.0, "<")) is False
+    assert bool(c.check("nan", math.nan, 1.0, "<")) is False
     c.figure("arr", [1.5, math.inf])
     path = c.write(tmp_path / "sub" / "r.json")
     data = json.loads(path.read_text())

@@ -235,3 +235,22 @@ def test_sphere_ufm_runs_without_torch_warnings():
         warnings.simplefilter("error")
         run = train_sphere_ufm(labels_from_sizes([3, 3, 2]), d=4, loss=SupCon(1.0), epochs=3, progress=False)
     assert run.epochs_done == 3
+
+
+def test_progress_bar_ends_complete_when_a_run_converges_early_not_when_stopped():
+    from nclab._progress import close, progress
+
+    done, stopped, failed = (progress(100, True) for _ in range(3))
+    for bar in (done, stopped, failed):
+        bar.update(10)
+    close(done, interrupted=False)
+    close(stopped, interrupted=True)
+    try:
+        try:
+            raise RuntimeError("diverged")
+        finally:
+            close(failed, interrupted=False)
+    except RuntimeError:
+        pass
+    assert (done.n, done.total) == (10, 10)  # converged at step 10: shown complete (green)
+    assert stopped.total == 100 and failed.total == 100  # Ctrl-C / an error: shown incomplete (red)
