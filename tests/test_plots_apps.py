@@ -178,12 +178,12 @@ def test_batching_app_binding_flips_verdict():
 
 
 def test_prototypes_state_cached_and_app_updates():
-    from nclab.apps.prototypes import prototype_geometry, prototypes_app, prototypes_state
+    from nclab.apps.prototypes import _prototype_geometry, prototypes_app, prototypes_state
 
     prototypes_state("ETF", 4, 1.0, 2, False)
-    hits = prototype_geometry.cache_info().hits
+    hits = _prototype_geometry.cache_info().hits
     s = prototypes_state("ETF", 4, 1.0, 2, False)
-    assert prototype_geometry.cache_info().hits == hits + 1  # the second call re-uses the trained result
+    assert _prototype_geometry.cache_info().hits == hits + 1  # the second call re-uses the trained result
     assert set(s["grams"]) == {"learned class means", "prototypes", "CE-limit (n_w → ∞)"}
     app = prototypes_app(preset="OF", n_w=4, R=2)
     z0 = np.array(app.figures[0].data[0].z)
