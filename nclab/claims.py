@@ -48,13 +48,6 @@ class Claims:
             return None
         return atomic_write(path, json.dumps(self.to_dict(), indent=2))
 
-    def table(self) -> str:
-        """Plain-text table: claim, value, op, threshold, holds."""
-        rows = [f"{'claim':40s} {'value':>12s} op {'threshold':>10s}  holds"]
-        for name, c in self.claims.items():
-            rows.append(f"{name:40s} {c['value']:12.4g} {c['op']:2s} {c['threshold']:10.3g}  {c['holds']}")
-        return "\n".join(rows)
-
     def _repr_html_(self) -> str:
         """The claims as an HTML table (claim in words, measured, needed, ✓/✗) with the thresholds' reasons
         as numbered notes below it; Jupyter shows it when ``claims`` ends a cell."""
