@@ -181,46 +181,44 @@ def _run(specs, d, steps, record, dev, progress, tol, summaries) -> list[UFMResu
     schedule = set(log_schedule(steps, record, name="record").tolist())
     bar = progress_bar(steps, progress)
     interrupted, pending = False, 0
-    quiet = np.errstate(over="ignore", divide="ignore", invalid="ignore")  # the loss checks overflow itself
     try:
-        quiet.__enter__()
-        for step in range(1, steps + 1):
-            value = be.grads()
-            if not (np.abs(value) <= limit).all():
-                bad = ~np.isfinite(value) | (value > limit)
-                if bad.any():
-                    b = int(np.flatnonzero(bad)[0])
-                    r = specs[b]["lr"]
-                    raise TrainingDiverged(f"UFM run {b} diverged at step {step} (objective={float(value[b]):.3g}) "
-                                           f"with lr={r:g}: lower the learning rate (try lr={r / 10:g})")
-            if tol is not None:
-                gn = be.grad_norms()
-                newly = np.flatnonzero(active & (gn < tol)).tolist()
-                for b in newly:
-                    converged[b], gnorms[b] = True, float(gn[b])
-                    active[b] = False
-                if newly:
-                    be.freeze(newly)
-                    snapshot(step - 1, newly)
-                for b in np.flatnonzero(active).tolist():
-                    gnorms[b] = float(gn[b])
-                if not active.any():
-                    break
-            be.step()
-            done += active
-            pending += 1
-            if step in schedule:
-                snapshot(step, np.flatnonzero(active).tolist())
-            if pending >= 1000 or step in schedule:
-                bar.update(pending)
-                pending = 0
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the loss checks overflow itself
+            for step in range(1, steps + 1):
+                value = be.grads()
+                if not (np.abs(value) <= limit).all():
+                    bad = ~np.isfinite(value) | (value > limit)
+                    if bad.any():
+                        b = int(np.flatnonzero(bad)[0])
+                        r = specs[b]["lr"]
+                        raise TrainingDiverged(f"UFM run {b} diverged at step {step} (objective={float(value[b]):.3g}) "
+                                               f"with lr={r:g}: lower the learning rate (try lr={r / 10:g})")
+                if tol is not None:
+                    gn = be.grad_norms()
+                    newly = np.flatnonzero(active & (gn < tol)).tolist()
+                    for b in newly:
+                        converged[b], gnorms[b] = True, float(gn[b])
+                        active[b] = False
+                    if newly:
+                        be.freeze(newly)
+                        snapshot(step - 1, newly)
+                    for b in np.flatnonzero(active).tolist():
+                        gnorms[b] = float(gn[b])
+                    if not active.any():
+                        break
+                be.step()
+                done += active
+                pending += 1
+                if step in schedule:
+                    snapshot(step, np.flatnonzero(active).tolist())
+                if pending >= 1000 or step in schedule:
+                    bar.update(pending)
+                    pending = 0
     except KeyboardInterrupt:
         interrupted = True
         late = [b for b in range(B) if active[b] and int(done[b]) not in histories[b]["step"]]
         if late:
             snapshot(int(done.max()), late)
     finally:
-        quiet.__exit__(None, None, None)
         bar.update(pending)
         close_bar(bar, interrupted)
     Wn, Hn = be.arrays()
