@@ -90,14 +90,26 @@ SELECTION_SEED_OFFSET = 1000
 
 METHODS = ("DARE", "DAREx-q (labeled)", "DAREx-q (unlabeled)", "DAREx-q (per-layer q_e)", "per-layer q* (ours)",
            "magnitude", "activation-aware")
+RANDOM_METHODS = METHODS[:5]  # the ones that draw drop masks
+
+
+def paired_gain(a, b) -> tuple[float, float]:
+    """Mean of a − b over paired draws (the same drop masks) and its standard error std(a − b, ddof=1)/√n."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = a - b if a.shape == b.shape else np.array([])
+    if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
+        raise ValueError(f"paired_gain needs two equal-length finite 1-d arrays of ≥ 2 draws, got shapes "
+                         f"{np.shape(a)} and {np.shape(b)}")
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
 
 
 def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64,
-                     progress: bool = False) -> dict:
+                     progress: bool = False, test_masks: int = 20) -> dict:
     """Test accuracy vs pruning rate for DARE, DAREx-q (labeled q on the validation split, unlabeled q on
     one training batch, the paper's analytical per-layer q_e), our per-layer MSE-minimizing q*, magnitude and
-    activation-aware pruning, for a ``transfer_pipeline`` result. Random methods are averaged over ``seeds``
-    drop seeds on test; q is selected with other, independent drop masks (seeds + SELECTION_SEED_OFFSET).
+    activation-aware pruning, for a ``transfer_pipeline`` result. q is selected averaging ``seeds`` drop masks
+    (seeds SELECTION_SEED_OFFSET + s); random methods are scored on test over ``test_masks`` other masks
+    (seeds 0..test_masks − 1, shared by all methods: paired), per-mask accuracies in ``out["masks"][method]``.
     ``progress``: a bar over the pruning rates."""
     from tqdm.auto import tqdm
 
@@ -105,6 +117,7 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
     te, va = torch.as_tensor(P["test"]), torch.as_tensor(P["val"])
     batch = X[torch.as_tensor(P["train"][:integer("batch_size", batch_size, 1)])]
     seeds = integer("seeds", seeds, 1)
+    test_masks = integer("test_masks", test_masks, 2)
     ps = [_p(p) for p in ps]
     with torch.no_grad():
         reference = torch.func.functional_call(model, P["ft"], (batch,))
@@ -119,12 +132,19 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
 
     out = {name: [] for name in METHODS}
     out.update({"p": list(ps), "q_labeled": [], "q_unlabeled": [], "fine-tuned": accuracy(model, P["ft"], X[te], y[te]),
-                "no delta": accuracy(model, base, X[te], y[te])})
+                "no delta": accuracy(model, base, X[te], y[te]), "masks": {name: [] for name in RANDOM_METHODS}})
+
+    def score(name, p, q):
+        per_mask = [acc(dare(delta, p, q, seed=s)) for s in range(test_masks)]
+        out["masks"][name].append(per_mask)
+        out[name].append(float(np.mean(per_mask)))
     sel = SELECTION_SEED_OFFSET
     for p in tqdm(ps, disable=not progress, desc="pruning rates", leave=False):
         if p == 0:
             for name in METHODS:
                 out[name].append(out["fine-tuned"])
+            for name in RANDOM_METHODS:
+                out["masks"][name].append([out["fine-tuned"]] * test_masks)
             out["q_labeled"].append(1.0)
             out["q_unlabeled"].append(1.0)
             continue
@@ -134,12 +154,11 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
                                                                     reference, batch), sel), grid, maximize=False)
         q_layer = per_layer_q(delta, inputs, p)
         q_paper = per_layer_q_e(delta, inputs, p) if p > 0.5 else None
-        out["DARE"].append(avg(lambda s, p=p: acc(dare(delta, p, seed=s))))
-        out["DAREx-q (labeled)"].append(avg(lambda s, p=p, q=ql: acc(dare(delta, p, q, seed=s))))
-        out["DAREx-q (unlabeled)"].append(avg(lambda s, p=p, q=qu: acc(dare(delta, p, q, seed=s))))
-        out["DAREx-q (per-layer q_e)"].append(avg(lambda s, p=p, q=q_paper: acc(dare(delta, p, q, seed=s)))
-                                              if q_paper is not None else out["DARE"][-1])
-        out["per-layer q* (ours)"].append(avg(lambda s, p=p, q=q_layer: acc(dare(delta, p, q, seed=s))))
+        score("DARE", p, None)
+        score("DAREx-q (labeled)", p, ql)
+        score("DAREx-q (unlabeled)", p, qu)
+        score("DAREx-q (per-layer q_e)", p, q_paper)  # q_e is defined for p > 0.5; below, DARE's q = 1 − p
+        score("per-layer q* (ours)", p, q_layer)
         out["magnitude"].append(acc(magnitude_prune(delta, p)))
         out["activation-aware"].append(acc(activation_prune(delta, p, norms)))
         out["q_labeled"].append(ql)

@@ -137,9 +137,10 @@ GRAMMAR = {
 
 
 def context_preference(prev: tuple, word: str) -> float:
-    """Multiplier of ``word``'s grammar weight after the two tokens ``prev``: 4 when a fixed checksum of
-    (prev, word) is 0 mod 3, else 1 — deterministic and context dependent, never zero (supports unchanged)."""
-    return 4.0 if sum(map(ord, "".join(prev) + word)) % 3 == 0 else 1.0
+    """Multiplier of ``word``'s grammar weight after the two tokens ``prev``: 16 when a fixed checksum of
+    (prev, word) is 0 mod 3, else 1 — deterministic and context dependent, never zero. Strong on purpose: the
+    same-support contexts' distributions must differ clearly for support collapse to be measurable against them."""
+    return 16.0 if sum(map(ord, "".join(prev) + word)) % 3 == 0 else 1.0
 
 
 def toy_corpus(sentences: int = 2000, seed: int = 0, p_adj: float = 0.3, p_intransitive: float = 0.3) -> list[str]:

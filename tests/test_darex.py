@@ -25,7 +25,15 @@ from nclab.darex import (
     storage_bytes,
     to_sparse,
 )
-from nclab.darex_pipeline import METHODS, evaluate_methods, q_grid, transfer_pipeline
+from nclab.darex_pipeline import (
+    METHODS,
+    RANDOM_METHODS,
+    accuracy,
+    evaluate_methods,
+    paired_gain,
+    q_grid,
+    transfer_pipeline,
+)
 
 
 def _delta(seed=0, shape=(50, 40)):
@@ -229,6 +237,39 @@ def test_evaluate_methods_small_pipeline():
     assert 0.1 < res["q_labeled"][1] <= 1 and 0.1 < res["q_unlabeled"][1] <= 1
     with pytest.raises(ValueError, match="p=1.5"):
         evaluate_methods(P, [1.5])
+
+
+def test_evaluate_methods_scores_random_methods_on_shared_masks():
+    P = transfer_pipeline(seed=1, pre_epochs=20, ft_epochs=5, hidden=32)
+    res = evaluate_methods(P, [0.9], seeds=1, grid_points=4, test_masks=5)
+    te = torch.as_tensor(P["test"])
+    for name in RANDOM_METHODS:
+        assert len(res["masks"][name][0]) == 5 and res[name][0] == pytest.approx(np.mean(res["masks"][name][0]))
+    # mask s of DARE is dare(Δ, p, seed=s), scored on test — recomputed here independently of evaluate_methods
+    call = torch.func.functional_call
+    logits = [call(P["model"], apply_delta(P["base"], dare(P["delta"], 0.9, seed=s)), (P["X"][te],)) for s in range(5)]
+    manual = [float((z.argmax(1) == P["y"][te]).double().mean()) for z in logits]
+    np.testing.assert_allclose(res["masks"]["DARE"][0], manual)
+
+
+def test_paired_gain_and_the_darex_claim_fails_on_a_broken_input():
+    from nclab.claims import Claims
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.6, 20)  # mask-to-mask spread like DARE's at p = 0.99
+    gain, se = paired_gain(base + 0.1 + rng.normal(0, 0.02, 20), base)
+    assert gain == pytest.approx(0.1, abs=0.02) and se == pytest.approx(0.02 / np.sqrt(20), rel=0.5)
+    assert bool(Claims("t").check("darex_q_recovers", gain / se, 3.0, ">"))
+    # broken input: "DAREx-q" scored with DARE's own q = 1 − p is DARE itself on the same masks → 0 / 0, fails
+    P = transfer_pipeline(seed=1, pre_epochs=20, ft_epochs=5, hidden=32)
+    te = torch.as_tensor(P["test"])
+    accs = {q: [accuracy(P["model"], apply_delta(P["base"], dare(P["delta"], 0.99, q, seed=s)), P["X"][te], P["y"][te])
+                for s in range(6)] for q in (None, 0.01)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g, s_ = paired_gain(accs[0.01], accs[None])
+        assert g == 0 and not Claims("t").check("darex_q_recovers", np.float64(g) / s_, 3.0, ">")
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_gain(accs[None], accs[None][:-1])
 
 
 def test_local_encoder_on_empty_or_missing_folder(tmp_path):
