@@ -9,7 +9,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from nclab import solvers
+from nclab import ntp_solvers, solvers
 from nclab._checks import array, real
 from nclab.frames import Geometry, checked_sizes, geometry_from_class_logits
 from nclab.losses import LogitAdjustedCE
@@ -171,38 +171,42 @@ def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, floa
     return np.asarray(G.value), float(prob.value)
 
 
-def ntp_max_margin(S) -> np.ndarray:
+_NTP_METHODS = {"max_margin": ("auto", "cvxpy", "reduced", "admm"),
+                "regularized": ("auto", "cvxpy", "reduced", "fista")}
+
+
+def _ntp_method(method, kind: str) -> str:
+    allowed = _NTP_METHODS[kind]
+    if method not in allowed:
+        raise ValueError(f"method={method!r} is not allowed: use one of {allowed} ('cvxpy': the V×m program, the "
+                         "reference; 'reduced': cvxpy on the symmetry-reduced program; the third: a first-order "
+                         "method on it; 'auto': 'reduced' when it is small, else the first-order method)")
+    return method
+
+
+def ntp_max_margin(S, method: str = "auto") -> np.ndarray:
     """NTP max-margin logits (V×m): min ‖L‖_* s.t. ℓ_j[z] = ℓ_j[z'] for z, z' ∈ S_j and
-    ℓ_j[z] − ℓ_j[v] ≥ 1 for z ∈ S_j, v ∉ S_j. It sees only the support pattern S (bool V×m)."""
+    ℓ_j[z] − ℓ_j[v] ≥ 1 for z ∈ S_j, v ∉ S_j. It sees only the support pattern S (bool V×m).
+    ``method`` (``nclab.ntp_solvers``): "auto" reduces to one column per distinct support set and one row per
+    distinct word pattern, then solves that program with cvxpy when small, else by ADMM; "cvxpy" solves the
+    V×m program (the reference); "reduced" / "admm" force one of the two."""
     S = array("S", S, ndim=2)
     if np.any((S != 0) & (S != 1)):
         raise ValueError("S must be a 0/1 (boolean) support matrix, got other values")
     S = S.astype(bool)
     if S.shape[0] < 2 or np.any(S.sum(0) == 0):
         raise ValueError("S must be a V×m support matrix with a non-empty support in every column")
-    V, m = S.shape
-    L = cp.Variable((V, m))
-    cons = []
-    for j in range(m):
-        inside, outside = np.flatnonzero(S[:, j]), np.flatnonzero(~S[:, j])
-        anchor = inside[0]
-        cons += [L[z, j] == L[anchor, j] for z in inside[1:]]
-        if outside.size:
-            cons.append(L[anchor, j] - L[outside, j] >= 1)
-    prob = cp.Problem(cp.Minimize(cp.normNuc(L)), cons)
-    solvers.solve(prob, "ntp_max_margin")
-    return np.asarray(L.value)
+    return ntp_solvers.max_margin(S, _ntp_method(method, "max_margin"))
 
 
-def ntp_regularized_optimum(P, pi, lam: float) -> np.ndarray:
-    """Exact min_L Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) + λ‖L‖_* (the NTP-UFM with ridge λ/2, d ≥ rank)."""
+def ntp_regularized_optimum(P, pi, lam: float, method: str = "auto") -> np.ndarray:
+    """Exact min_L Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) + λ‖L‖_* (the NTP-UFM with ridge λ/2, d ≥ rank).
+    ``method``: "auto" reduces to one column per distinct (p_j, π_j) and one row per distinct row of P, then
+    solves with cvxpy when small, else by FISTA with singular-value thresholding (stopped at a relative
+    prox-gradient residual of 1e-8; RuntimeError if it does not get there); "cvxpy" solves the V×m program
+    (the reference); "reduced" / "fista" force one of the two."""
     from nclab.labels import validate_distributions
 
     P, pi = validate_distributions(P, pi)
     lam = real("lam", lam, 0.0, lo_open=True)
-    V, m = P.shape
-    L = cp.Variable((V, m))
-    ce = cp.sum(cp.multiply(pi, cp.log_sum_exp(L, axis=0))) - cp.sum(cp.multiply(P * pi[None, :], L))
-    prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(L)))
-    solvers.solve(prob, "ntp_regularized_optimum")
-    return np.asarray(L.value)
+    return ntp_solvers.regularized(P, pi, lam, _ntp_method(method, "regularized"))
