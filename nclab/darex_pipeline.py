@@ -104,7 +104,7 @@ def paired_gain(a, b) -> tuple[float, float]:
 
 
 def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_size: int = 64,
-                     progress: bool = False, test_masks: int = 20) -> dict:
+                     progress: bool = False, test_masks: int = 50) -> dict:
     """Test accuracy vs pruning rate for DARE, DAREx-q (labeled q on the validation split, unlabeled q on
     one training batch, the paper's analytical per-layer q_e), our per-layer MSE-minimizing q*, magnitude and
     activation-aware pruning, for a ``transfer_pipeline`` result. q is selected averaging ``seeds`` drop masks
