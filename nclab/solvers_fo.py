@@ -102,12 +102,12 @@ def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int =
     for it in range(maxiter):
         q = g.copy()
         coef = []
-        for s, y in zip(reversed(S), reversed(Y)):
+        for s, y in zip(reversed(S), reversed(Y), strict=True):
             a = (s @ q) / (s @ y)
             coef.append(a)
             q -= a * y
         q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1]) if S else 1.0 / max(np.linalg.norm(g), 1e-300)
-        for (s, y), a in zip(zip(S, Y), reversed(coef)):
+        for (s, y), a in zip(zip(S, Y, strict=True), reversed(coef), strict=True):
             q += (a - (y @ q) / (s @ y)) * s
         slope = -(g @ q)
         if slope >= 0:  # not a descent direction (round-off): restart from steepest descent
