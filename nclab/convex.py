@@ -9,7 +9,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from nclab import ntp_solvers, solvers
+from nclab import ntp_solvers, solvers, solvers_fo
 from nclab._checks import array, real
 from nclab.frames import Geometry, checked_sizes, geometry_from_class_logits
 from nclab.losses import LogitAdjustedCE
@@ -20,12 +20,16 @@ __all__ = [
 ]
 
 _METHODS = ("auto", "full")
+AUTO_GROUPS = 10  # "auto": the reduced cvxpy program up to 10 class groups (≤ 0.4 s; 5 s at 20), first-order above
 
 
-def _method(method: str) -> str:
-    if method not in _METHODS:
+def _method(method: str, first_order: bool = False) -> str:
+    allowed = _METHODS + (("first-order",) if first_order else ())
+    if method not in allowed:
         raise ValueError(f"method={method!r} is not allowed: use 'auto' (symmetry-reduced program) or 'full' "
-                         "(the k×k program, slow above k ≈ 30; the reference in tests)")
+                         "(the k×k program, slow above k ≈ 30; the reference in tests)"
+                         + (" or 'first-order' (certified Burer–Monteiro L-BFGS, nclab.solvers_fo)" if first_order
+                            else ""))
     return method
 
 
@@ -84,7 +88,11 @@ def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitA
     """Exact optimum of the ridge-regularized UFM  min_{W,H} L(WH) + λ/2(‖W‖²+‖H‖²), solved as
     min_M L(MY) + λ‖M N^{1/2}‖_*, with L = (1/n)Σ_i ℓ (reduction="mean") or Σ_i ℓ ("sum") and ℓ the
     CE or any ``LogitAdjustedCE`` (ω, Δ, ι, δ). ``info["value"]`` holds the optimal objective. Above the
-    zero threshold (λ ≥ ‖∇_X L(0)‖_op) the optimum is exactly M = 0. ``method`` as in ``nuclear_svm``."""
+    zero threshold (λ ≥ ‖∇_X L(0)‖_op) the optimum is exactly M = 0. ``method``: "auto" solves the
+    symmetry-reduced cvxpy program when the classes form at most ``AUTO_GROUPS`` groups of identical classes and
+    the first-order solver above (long-tailed sizes; it falls back to cvxpy unless its duality gap certifies
+    it), "first-order" forces ``nclab.solvers_fo`` (``info["certificate"]`` holds its duality gap), "full" the
+    k×k cvxpy program. ``info["method"]`` says which ran."""
     sizes = class_sizes(sizes)
     lam = real("lam", lam, 0.0, lo_open=True)
     if reduction not in ("mean", "sum"):
@@ -92,18 +100,30 @@ def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitA
     k, n = sizes.size, int(sizes.sum())
     p = (loss or LogitAdjustedCE()).arrays(k)
     w = (sizes / n if reduction == "mean" else sizes.astype(float)) * p["omega"]
-    if _method(method) == "auto" or lam >= solvers.zero_threshold_of(sizes, w, p):
+    method = _method(method, first_order=True)
+    groups = solvers.class_groups(sizes, w, p["Delta"], p["delta"], p["iota"])[2].size
+    if method == "first-order" or (method == "auto" and groups > AUTO_GROUPS):
+        try:
+            return _geometry(sizes, *solvers_fo.regularized(sizes, lam, w, p), lam, reduction, "first-order")
+        except RuntimeError:  # not certified to solvers_fo.GAP_TOL; "auto" falls back to the reduced program
+            if method == "first-order":
+                raise
+    if method == "auto" or lam >= solvers.zero_threshold_of(sizes, w, p):
         M, value = solvers.regularized(sizes, lam, w, p)
-        geom = geometry_from_class_logits(M, sizes, name=f"ridge λ={lam:g}")
-        geom.info.update({"value": value, "lam": lam, "reduction": reduction})
-        return geom
+        return _geometry(sizes, M, value, None, lam, reduction, "reduced")
     M = cp.Variable((k, k))
     A = cp.multiply(p["Delta"][:, None] * p["delta"][None, :], M) + p["iota"][:, None] * np.ones((1, k))
     ce = w @ cp.log_sum_exp(A, axis=0) - w @ cp.diag(A)
     prob = cp.Problem(cp.Minimize(ce + lam * cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))))
     solvers.solve(prob, "regularized_optimum")
-    geom = geometry_from_class_logits(M.value, sizes, name=f"ridge λ={lam:g}")
-    geom.info.update({"value": float(prob.value), "lam": lam, "reduction": reduction})
+    return _geometry(sizes, np.asarray(M.value), float(prob.value), None, lam, reduction, "full")
+
+
+def _geometry(sizes, M, value, certificate, lam, reduction, method) -> Geometry:
+    geom = geometry_from_class_logits(M, sizes, name=f"ridge λ={lam:g}")
+    geom.info.update({"value": value, "lam": lam, "reduction": reduction, "method": method})
+    if certificate is not None:
+        geom.info["certificate"] = certificate
     return geom
 
 

@@ -1,0 +1,211 @@
+"""First-order exact solvers for class sizes with many distinct groups (e.g. long-tailed sizes).
+
+With X = M N^{1/2} the regularized program is min_X f(X) + λ‖X‖_*, f(X) = Σ_c w_c [lse(a_c) − a_cc],
+a_{c'c} = Δ_c' δ_c M_c'c + ι_c'. As in ``nclab.solvers`` the optimum is invariant under permuting identical
+classes (G groups, k_g classes each), so X = Σ_gh X̃_gh u_g u_hᵀ + Σ_g e_g Π_g (Π_g: projector on 1_g^⊥ inside
+group g) and ‖X‖_* = ‖X̃‖_* + Σ_g (k_g − 1)|e_g|; with all sizes distinct X̃ = X. Burer–Monteiro:
+‖X̃‖_* = min_{WHᵀ=X̃} ½(‖W‖² + ‖H‖²) and (k−1)|e| = min_{a b = (k−1)e} ½(a² + b²) give a smooth problem,
+minimized by L-BFGS (numpy, float64). It is non-convex; what is returned is certified by convex duality:
+with ∇ = ∇f(X) and α = min(1, λ/‖∇‖_op), αᐧ∇ is dual feasible, so gap = f(X) + λ‖X‖_* + f*(α∇) bounds
+objective − optimum (f* in closed form: negative entropy of the softmax columns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nclab.solvers import class_groups, expand
+
+__all__ = []  # backends of nclab.convex, which validates every input before calling them
+
+GAP_TOL = 1e-8  # certified: (objective − optimum) ≤ GAP_TOL · objective (reached: 1e-13 … 1e-9)
+
+
+class GroupedCE:
+    """f as a function of the reduced (X̃, e): per class of group h, own logit o_h = Δ_h δ_h d_h + ι_h and
+    k_g − [g = h] competitors Δ_g δ_h A_gh + ι_g, where A_gh = X̃_gh/√(k_g k_h n_h) (g ≠ h),
+    A_hh = (X̃_hh − e_h)/(k_h √n_h), d_h = A_hh + e_h/√n_h (the inverse of the map in ``nclab.solvers``).
+    Losses use lse(a) − a_c = log1p(Σ_c' e^{a_c' − a_c}) so they stay accurate near zero loss."""
+
+    def __init__(self, sizes, w, p):
+        sizes = np.asarray(sizes, float)
+        self.gi, first, kg = class_groups(sizes, w, p["Delta"], p["delta"], p["iota"])
+        self.kg, self.ng = kg.astype(float), sizes[first]
+        self.iota = np.asarray(p["iota"], float)[first]
+        Dg, dg = np.asarray(p["Delta"], float)[first], np.asarray(p["delta"], float)[first]
+        self.G = G = kg.size
+        self.omega = self.kg * np.asarray(w, float)[first]  # weight of a group's column
+        self.Kc, self.Ko = Dg[:, None] * dg[None, :], Dg * dg
+        count = self.kg[:, None] - np.eye(G)  # competitors of group g in a column of group h
+        self.mask = count > 0
+        self.logm = np.where(self.mask, np.log(np.maximum(count, 1)), 0.0)
+        self.S = 1 / np.sqrt(np.outer(self.kg, self.kg) * self.ng[None, :])
+        self.Sd = 1 / (self.kg * np.sqrt(self.ng))
+        self.inner = self.kg - 1  # multiplicity of e_g in ‖X‖_*
+
+    def logits(self, Xt, e):
+        """(d, A) of the invariant M from (X̃, e)."""
+        A = Xt * self.S
+        A[np.diag_indices(self.G)] = (np.diag(Xt) - e) * self.Sd
+        return np.diag(A) + e / np.sqrt(self.ng), A
+
+    def _soft(self, Xt, e):
+        d, A = self.logits(Xt, e)
+        D = self.Kc * A + self.iota[:, None] - (self.Ko * d + self.iota)[None, :] + self.logm
+        top = np.maximum(np.where(self.mask, D, -np.inf).max(0), 0.0)
+        E = np.where(self.mask, np.exp(np.minimum(D - top[None, :], 0.0)), 0.0)
+        rest = E.sum(0)
+        total = np.exp(-top) + rest
+        return top + np.log1p(np.expm1(-top) + rest), E / total[None, :], rest / total
+
+    def value_grad(self, Xt, e):
+        """f and its gradient in (X̃, e) (∂f/∂e_g = (k_g − 1)·(the scalar of ∇f(X) on 1_g^⊥))."""
+        loss, P, off = self._soft(Xt, e)
+        gd = -self.omega * self.Ko * off
+        gA = self.omega[None, :] * self.Kc * P
+        gX = gA * self.S
+        gX[np.diag_indices(self.G)] = (np.diag(gA) + gd) * self.Sd
+        ge = (self.inner * gd - np.diag(gA)) * self.Sd
+        return float(self.omega @ loss), gX, ge
+
+    def conj_scaled(self, Xt, e, alpha: float) -> float:
+        """f*(α∇f) = Σ_h ω_h [Σ p' log p' − Σ (p' − e_h) ι], p' = α softmax + (1 − α) e_h (class-level softmax)."""
+        _, P, off = self._soft(Xt, e)
+        Pa = alpha * P  # mass of all competitors of group g; each holds Pa/m
+        ent = np.where(Pa > 0, Pa * (np.log(np.where(Pa > 0, Pa, 1.0)) - self.logm), 0.0).sum(0)
+        ent += (1 - alpha * off) * np.log1p(-alpha * off)
+        lin = Pa.T @ self.iota - alpha * off * self.iota
+        return float(self.omega @ (ent - lin))
+
+    def certificate(self, Xt, e, lam: float) -> dict:
+        """Duality certificate of the invariant X for min f(X) + λ‖X‖_*: objective, gap ≥ objective − optimum,
+        rel_gap = gap/objective, op_excess = ‖∇f‖_op/λ − 1 (≤ 0 at the optimum) and
+        align = (⟨∇f, X⟩ + λ‖X‖_*)/(λ‖X‖_*) (0 at the optimum)."""
+        value, gX, ge = self.value_grad(Xt, e)
+        scalar = np.abs(ge[self.inner > 0] / self.inner[self.inner > 0])
+        op = max(float(np.linalg.norm(gX, 2)) if gX.any() else 0.0, float(scalar.max(initial=0.0)))
+        nuc = float(np.linalg.svd(Xt, compute_uv=False).sum() + self.inner @ np.abs(e))
+        alpha = min(1.0, lam / op) if op > 0 else 1.0
+        objective = value + lam * nuc
+        gap = max(objective + self.conj_scaled(Xt, e, alpha), 0.0)
+        inner = float(np.sum(gX * Xt) + ge @ e)
+        return {"objective": objective, "gap": gap, "rel_gap": gap / max(abs(objective), 1e-300),
+                "op_excess": op / lam - 1, "align": (inner + lam * nuc) / max(lam * nuc, 1e-300)}
+
+
+def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int = 50):
+    """Minimize a smooth fun(z) -> (value, gradient) by L-BFGS (two-loop recursion; Armijo backtracking, or the
+    approximate Wolfe test of Hager–Zhang once values agree to round-off). Returns (z, value, iterations);
+    stops at maxiter, when ``check(z)`` (called every ``every`` steps) is true, or when no step is accepted."""
+    value, g = fun(z)
+    S, Y = [], []
+    for it in range(maxiter):
+        q = g.copy()
+        coef = []
+        for s, y in zip(reversed(S), reversed(Y), strict=True):
+            a = (s @ q) / (s @ y)
+            coef.append(a)
+            q -= a * y
+        q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1]) if S else 1.0 / max(np.linalg.norm(g), 1e-300)
+        for (s, y), a in zip(zip(S, Y, strict=True), reversed(coef), strict=True):
+            q += (a - (y @ q) / (s @ y)) * s
+        slope = -(g @ q)
+        if slope >= 0:  # not a descent direction (round-off): restart from steepest descent
+            S, Y, q = [], [], g / max(np.linalg.norm(g), 1e-300)
+            slope = -(g @ q)
+        step, floor = 1.0, 1e-14 * abs(value)
+        for _ in range(60):
+            znew = z - step * q
+            vnew, gnew = fun(znew)
+            if vnew <= value + 1e-4 * step * slope:
+                break
+            if vnew <= value + floor and 0.9 * slope <= -(gnew @ q) <= -0.8 * slope:
+                break
+            step *= 0.5
+        else:
+            return z, value, it
+        s, y = znew - z, gnew - g
+        if s @ y > 1e-16 * np.linalg.norm(s) * np.linalg.norm(y):
+            S.append(s)
+            Y.append(y)
+            if len(S) > memory:
+                S.pop(0)
+                Y.pop(0)
+        z, value, g = znew, vnew, gnew
+        if check is not None and (it + 1) % every == 0 and check(z):
+            return z, value, it + 1
+    return z, value, maxiter
+
+
+class _Factored:
+    """z = (W, H, a, b) ↦ F(z) = f(WHᵀ, a b/(k−1)) + λ/2(‖W‖² + ‖H‖² + ‖a‖² + ‖b‖²) and its gradient."""
+
+    def __init__(self, f: GroupedCE, lam: float):
+        self.f, self.lam, self.G = f, lam, f.G
+        self.active = (f.inner > 0).astype(float)  # a, b of singleton groups stay 0
+        self.div = np.maximum(f.inner, 1)
+
+    def split(self, z):
+        G = self.G
+        W, H = z[:G * G].reshape(G, G), z[G * G:2 * G * G].reshape(G, G)
+        return W, H, z[2 * G * G:2 * G * G + G], z[2 * G * G + G:]
+
+    def point(self, z):
+        W, H, a, b = self.split(z)
+        return W @ H.T, a * b / self.div
+
+    def __call__(self, z):
+        W, H, a, b = self.split(z)
+        value, gX, ge = self.f.value_grad(W @ H.T, a * b / self.div)
+        gs = ge / self.div * self.active
+        lam = self.lam
+        grad = np.concatenate([(gX @ H + lam * W).ravel(), (gX.T @ W + lam * H).ravel(), gs * b + lam * a,
+                               gs * a + lam * b])
+        return value + 0.5 * lam * (z @ z), grad
+
+    def start(self, t_of):
+        """Balanced factors of t·(−∇f(0)) (t from ``t_of``: one exact line-search gradient step from 0), zero
+        singular values lifted to 1e-3 of the largest so every direction is reachable."""
+        _, gX, ge = self.f.value_grad(np.zeros((self.G, self.G)), np.zeros(self.G))
+        U, s, Vt = np.linalg.svd(-gX)
+        e = -ge / self.div * self.active
+        t = t_of(-gX, e, s.sum() + self.f.inner @ np.abs(e))
+        s = t * np.maximum(s, 1e-3 * s[0])
+        r = np.sqrt(t * np.abs(e) * self.div) * self.active
+        return np.concatenate([(U * np.sqrt(s)).ravel(), (Vt.T * np.sqrt(s)).ravel(), np.sign(e) * r, r])
+
+
+def regularized(sizes, lam: float, w, p) -> tuple[np.ndarray, float, dict]:
+    """min_M Σ_c w_c [lse_c'(Δ_c' δ_c M_c'c + ι_c') − (Δ_c δ_c M_cc + ι_c)] + λ‖M N^{1/2}‖_* by Burer–Monteiro
+    L-BFGS on the group-reduced factors, certified every 50 steps (stops at gap ≤ GAP_TOL/100). Returns
+    (M, objective, certificate); raises RuntimeError unless the duality gap is ≤ GAP_TOL·objective."""
+    from scipy.optimize import minimize_scalar
+
+    f = GroupedCE(sizes, w, p)
+    Xt, e = np.zeros((f.G, f.G)), np.zeros(f.G)
+    cert = f.certificate(Xt, e, lam)
+    if cert["op_excess"] > 0:  # below the zero threshold
+        F = _Factored(f, lam)
+
+        def t_of(D, e, nuc):
+            obj = lambda u: f.value_grad(np.exp(u) * D, np.exp(u) * e)[0] + lam * np.exp(u) * nuc  # noqa: E731
+            return float(np.exp(minimize_scalar(obj, bounds=(-30, 30), method="bounded").x))
+
+        state = {}
+
+        def check(z):
+            state["cert"] = f.certificate(*F.point(z), lam)
+            return state["cert"]["rel_gap"] <= 1e-2 * GAP_TOL
+
+        z = F.start(t_of)
+        for _ in range(3):  # a restart clears a stale memory after a round-off stall
+            z, _, _ = lbfgs(F, z, check=check)
+            if check(z):
+                break
+        Xt, e = F.point(z)
+        cert = state["cert"]
+    if cert["rel_gap"] > GAP_TOL:
+        raise RuntimeError(f"regularized_optimum (first-order): duality gap {cert['rel_gap']:.2g} of the objective "
+                           f"is above {GAP_TOL:g} (‖∇f‖_op/λ − 1 = {cert['op_excess']:.2g})")
+    d, A = f.logits(Xt, e)
+    return expand(A, d, f.gi), cert["objective"], cert

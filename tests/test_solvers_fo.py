@@ -1,0 +1,114 @@
+"""The first-order solver (nclab.solvers_fo, method="first-order") against the k×k cvxpy program (method="full")
+on class sizes that are all distinct or partly repeated, and its duality certificate on broken answers."""
+
+import numpy as np
+import pytest
+
+from nclab import solvers_fo
+from nclab.convex import AUTO_GROUPS, regularized_optimum, zero_threshold
+from nclab.losses import LogitAdjustedCE, make_loss
+from nclab.solvers import class_groups
+
+LONG_TAIL = np.round(200 * 0.02 ** (np.arange(8) / 7)).astype(int)  # 200 … 4, all distinct
+REPEATED = [9, 9, 9, 4, 4, 2, 1, 1, 30]
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("kind", ["ce", "wce", "la", "cdt", "ldt", "vs"])
+@pytest.mark.parametrize("lam", [1e-2, 1e-3, 1e-4])
+def test_first_order_equals_full_program_long_tail(kind, lam):
+    loss = make_loss(kind, LONG_TAIL, gamma=0.5)
+    a = regularized_optimum(LONG_TAIL, lam, loss=loss, method="first-order")
+    b = regularized_optimum(LONG_TAIL, lam, loss=loss, method="full")
+    assert a.info["method"] == "first-order" and a.info["certificate"]["rel_gap"] <= solvers_fo.GAP_TOL
+    # certified to a duality gap of 1e-8 (reached: ≤ 1e-10), so never worse than the interior-point answer
+    assert a.info["value"] <= b.info["value"] * (1 + 1e-9)
+    assert a.info["value"] == pytest.approx(b.info["value"], rel=1e-8)
+    assert _rel(a.logits, b.logits) < 1e-4  # the full program's minimizer is accurate to ≈ √(1e-10) (measured ≤ 5e-5)
+
+
+@pytest.mark.parametrize("kind", ["ce", "vs", "ldt"])
+def test_first_order_groups_repeated_sizes(kind):
+    loss = make_loss(kind, REPEATED, gamma=0.5)
+    a = regularized_optimum(REPEATED, 1e-3, loss=loss, method="first-order")
+    b = regularized_optimum(REPEATED, 1e-3, loss=loss, method="full")
+    assert a.info["value"] == pytest.approx(b.info["value"], rel=1e-8)
+    assert _rel(a.logits, b.logits) < 1e-4
+    sizes = np.asarray(REPEATED)
+    same = sizes[:, None] == sizes[None, :]
+    assert np.allclose(a.logits[same & ~np.eye(9, dtype=bool)].reshape(-1)[:2], a.logits[1, 0])  # invariant M
+
+
+def test_sum_reduction_and_zero_threshold():
+    a = regularized_optimum(LONG_TAIL, 1e-3, "mean", method="first-order")
+    b = regularized_optimum(LONG_TAIL, 1e-3 * LONG_TAIL.sum(), "sum", method="first-order")
+    assert _rel(a.logits, b.logits) < 1e-6
+    lam0 = zero_threshold(LONG_TAIL)
+    assert np.all(regularized_optimum(LONG_TAIL, 1.01 * lam0, method="first-order").logits == 0)
+    below = regularized_optimum(LONG_TAIL, lam0 / 1.3, method="first-order")
+    assert np.abs(below.logits).max() > 1e-3
+
+
+def _problem(sizes, lam, loss: LogitAdjustedCE | None = None):
+    sizes = np.asarray(sizes)
+    p = (loss or LogitAdjustedCE()).arrays(sizes.size)
+    w = sizes / sizes.sum() * p["omega"]
+    return solvers_fo.GroupedCE(sizes, w, p), w, p
+
+
+def test_certificate_fails_for_perturbed_answers():
+    f, w, p = _problem(LONG_TAIL, 1e-3)
+    M, value, cert = solvers_fo.regularized(LONG_TAIL, 1e-3, w, p)
+    order = np.argsort(f.gi)  # all sizes distinct: X̃ is X in group order, no inner scalars
+    X = (M * np.sqrt(LONG_TAIL)[None, :])[np.ix_(order, order)]
+    e = np.zeros(f.G)
+    good = f.certificate(X, e, 1e-3)
+    assert good["rel_gap"] <= solvers_fo.GAP_TOL and good["objective"] == pytest.approx(value, rel=1e-12)
+    rng = np.random.default_rng(0)
+    for broken in (X * (1 + 1e-3), X + 1e-3 * np.abs(X).max() * rng.normal(size=X.shape), X[:, ::-1]):
+        bad = f.certificate(broken, e, 1e-3)
+        assert bad["rel_gap"] > 100 * solvers_fo.GAP_TOL
+        assert bad["objective"] > good["objective"] - good["gap"]  # the gap bounds how far below anyone can get
+
+
+def test_certificate_gap_bounds_suboptimality_on_random_points():
+    f, _, _ = _problem(REPEATED, 1e-2, make_loss("vs", REPEATED, 0.5))
+    _, _, opt = solvers_fo.regularized(REPEATED, 1e-2, *_problem(REPEATED, 1e-2, make_loss("vs", REPEATED, 0.5))[1:])
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        c = f.certificate(rng.normal(size=(f.G, f.G)), rng.normal(size=f.G), 1e-2)
+        assert c["objective"] - c["gap"] <= opt["objective"] * (1 + 1e-12)
+
+
+def test_not_certified_raises(monkeypatch):
+    monkeypatch.setattr(solvers_fo, "GAP_TOL", -1.0)  # no gap is below: never certified
+    with pytest.raises(RuntimeError, match="duality gap"):
+        regularized_optimum(LONG_TAIL, 1e-3, method="first-order")
+    g = regularized_optimum(LONG_TAIL[:5].tolist() * 3, 1e-3)  # "auto" falls back to the reduced cvxpy program
+    assert g.info["method"] == "reduced"
+
+
+def test_auto_picks_by_number_of_groups():
+    s = np.round(500 * 0.01 ** (np.arange(AUTO_GROUPS + 5) / (AUTO_GROUPS + 4))).astype(int)
+    assert class_groups(s)[2].size > AUTO_GROUPS
+    assert regularized_optimum(s, 1e-4).info["method"] == "first-order"
+    assert regularized_optimum([8, 8, 3, 3, 1], 1e-4).info["method"] == "reduced"
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="method='fast'"):
+        regularized_optimum([3, 2], 0.1, method="fast")
+    with pytest.raises(ValueError, match="lam=-0.1"):
+        regularized_optimum([3, 2], -0.1, method="first-order")
+    with pytest.raises(ValueError, match="reduction"):
+        regularized_optimum([3, 2], 0.1, "max", method="first-order")
+    with pytest.raises(ValueError, match=r"class_sizes\[1\]=0"):
+        regularized_optimum([5, 0, 3], 0.1, method="first-order")
+    with pytest.raises(ValueError, match="k=3"):
+        regularized_optimum([5, 4, 3], 0.1, loss=make_loss("vs", [5, 4]), method="first-order")
+    from nclab.convex import nuclear_svm
+    with pytest.raises(ValueError, match="method='first-order'"):
+        nuclear_svm([3, 2], method="first-order")  # the margin SVMs have no first-order solver (yet)
