@@ -247,7 +247,8 @@ def _windowed_sequence(model, seq, i, sched, ts, delta, div, threshold, short, o
     idx = np.where(has_short, idx, np.argmax(shorter, 0))  # none ≤ short: the first row (as score_from_probs)
     idx = np.where(~shorter.any(0) & ~(ts <= short), L - 1, idx)
     score = d[idx, np.arange(n_t)]
-    out["forwards"].extend([1] + [0] * (n_t - 1))
+    calls = model.window_calls(seq.size) if hasattr(model, "window_calls") else 1
+    out["forwards"].extend([calls] + [0] * (n_t - 1))
     out["mcl"].extend(mcl.tolist())
     out["damcl"].extend(damcl.tolist())
     out["score"].extend(score.tolist())

@@ -67,9 +67,10 @@ class TinyTransformer(nn.Module):
             self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             self.out = nn.Linear(d, V)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+        """Logits (B×T×V) of tokens at absolute positions offset … offset + T − 1; ``mask`` (B×T) hides keys."""
         T = tokens.shape[1]
-        h = self.tok(tokens) + self.pos(torch.arange(T, device=tokens.device))[None]
+        h = self.tok(tokens) + self.pos(torch.arange(offset, offset + T, device=tokens.device))[None]
         causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=tokens.device), 1)
         pad = None if mask is None else ~mask.bool()
         return self.out(self.body(h, mask=causal, src_key_padding_mask=pad))
@@ -80,16 +81,27 @@ class TinyTransformer(nn.Module):
         m = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
         return torch.softmax(self(t, m)[:, -1].double(), -1).numpy()
 
+    window_block = 16  # start positions per forward in window_probs
+
+    def window_calls(self, T: int) -> int:
+        """Forward calls ``window_probs`` makes for a sequence of T tokens."""
+        return -(-T // self.window_block)
+
     @torch.no_grad()
-    def window_probs(self, seq, lengths) -> np.ndarray:
-        """All positions × all truncation lengths in ONE forward: batch row s hides the tokens before s (key
+    def window_probs(self, seq, lengths, block: int | None = None) -> np.ndarray:
+        """All positions × all truncation lengths in one batched pass: batch row s hides the tokens before s (key
         padding mask in every layer, positions unchanged), so its output at q is p(token q+1 | tokens s..q),
-        the truncation of length q − s + 1. Returns L×T×V (ℓ ≥ q + 1 gives the full context)."""
+        the truncation of length q − s + 1. Rows s ∈ [c, c + block) only need positions ≥ c, so each block of rows
+        runs on the suffix from c (absolute positions kept): ≈ T²/2 tokens instead of T². Returns L×T×V."""
         seq = torch.as_tensor(np.asarray(seq), dtype=torch.long)
         T = seq.numel()
-        k = torch.arange(T)
-        mask = k[None, :] >= k[:, None]  # row s: positions ≥ s visible
-        probs = torch.softmax(self(seq[None].expand(T, T), mask).double(), -1)  # T(start)×T(position)×V
+        probs = torch.zeros(T, T, self.V, dtype=torch.float64)  # T(start)×T(position)×V; position < start unused
+        block = self.window_block if block is None else integer("block", block, 1)
+        for c in range(0, T, block):
+            rows, k = torch.arange(c, min(T, c + block)), torch.arange(c, T)
+            mask = k[None, :] >= rows[:, None]  # row s: positions ≥ s visible
+            logits = self(seq[c:][None].expand(rows.numel(), T - c), mask, offset=c)
+            probs[rows[0]:rows[-1] + 1, c:] = torch.softmax(logits.double(), -1)
         return _select_windows(probs, lengths)
 
 

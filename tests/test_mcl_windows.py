@@ -31,7 +31,7 @@ def test_windowed_analysis_equals_per_position_analysis(kw):
         for key in ("mcl", "damcl", "seq", "pos"):
             np.testing.assert_array_equal(a[key], b[key])
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
-        assert a["forwards"].sum() == len(X) < b["forwards"].sum()
+        assert a["forwards"].sum() == len(X) * model.window_calls(X.shape[1]) < b["forwards"].sum()
 
 
 def test_hf_window_probs_equal_per_truncation_forwards():
@@ -50,3 +50,12 @@ def test_hf_window_probs_equal_per_truncation_forwards():
     b = analyze(PerPosition(hf), X[:1], range(1, 24), start=20, delta=0.0)
     np.testing.assert_array_equal(a["mcl"], b["mcl"])
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
+
+
+def test_blocked_window_probs_equal_one_block_of_all_starts():
+    model = TinyTransformer(LANG.V, max_len=24, d=16, heads=2, layers=1, seed=1)
+    seq, lengths = X[0], [1, 2, 5, 11, 24]
+    one = model.window_probs(seq, lengths, block=len(seq))  # every start in one forward over the whole sequence
+    for block in (1, 5, 16):
+        np.testing.assert_allclose(model.window_probs(seq, lengths, block=block), one, atol=1e-6)
+    assert model.window_calls(24) == 2
