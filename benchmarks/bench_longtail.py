@@ -1,7 +1,9 @@
 """Exact regularized optimum for long-tailed class sizes s_c = round(500 · 0.01^{c/(k−1)}) (k = 30: all distinct;
 k = 1000: 394 distinct sizes): the certified first-order solver (method="first-order", what "auto" runs above
 convex.AUTO_GROUPS groups) against the k×k cvxpy program (method="full", the in-process baseline, k = 30 only),
-at λ = λ₀/10 and λ₀/100 (λ₀ = zero threshold). Wall and CPU seconds, duality gap, peak RSS."""
+at λ = λ₀/10 and λ₀/100 (λ₀ = zero threshold); then the margin SVMs (nuclear_svm, cs_svm CDT/LDT with
+δ = n^{1/4}): certified first-order (solvers_fo.margin_svm) against the k×k program at k = 30. Wall and CPU seconds,
+duality gap, peak RSS. ``python bench_longtail.py [svm] [k ...]`` (``svm``: only the margin SVMs)."""
 
 import resource
 import sys
@@ -9,7 +11,8 @@ import time
 
 import numpy as np
 
-from nclab.convex import regularized_optimum, zero_threshold
+from nclab import solvers_fo
+from nclab.convex import _margin_svm, regularized_optimum, zero_threshold
 from nclab.losses import make_loss
 
 
@@ -41,9 +44,33 @@ def main(ks=(30, 100, 1000), kinds=("ce", "vs")):
                     line += (f" | full {bwall:.2f} s (CPU {bcpu:.2f} s) -> {bcpu / cpu:.0f}x (CPU), "
                              f"‖ΔM‖/‖M‖ {err:.1e}, objective first-order − full {dval:.1e}")
                 print(line, flush=True)
+    report_peak()
+
+
+def svm_main(ks=(30, 100, 1000)):
+    for k in ks:
+        s = np.round(500 * 0.01 ** (np.arange(k) / (k - 1))).astype(int)
+        one, quarter = np.ones(k), s ** 0.25
+        for name, row, col in (("NN-SVM", one, one), ("CDT", quarter, one), ("LDT", one, quarter)):
+            (M, cert), wall, cpu = timed(lambda s=s, row=row, col=col: solvers_fo.margin_svm(s, row, col))
+            line = (f"k={k} ({np.unique(s).size} groups) {name}: first-order {wall:.2f} s (CPU {cpu:.2f} s), "
+                    f"gap {cert['rel_gap']:.1e}")
+            if k <= 30:
+                (B, _), bwall, bcpu = timed(lambda s=s, row=row, col=col: _margin_svm(s, row, col, "full"))
+                err = np.linalg.norm(M - B) / np.linalg.norm(B)
+                line += f" | full {bwall:.2f} s (CPU {bcpu:.2f} s) -> {bcpu / cpu:.0f}x (CPU), ‖ΔM‖/‖M‖ {err:.1e}"
+            print(line, flush=True)
+    report_peak()
+
+
+def report_peak():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB (the process imports torch and cvxpy: ≈ 350 MB before any solve)")
 
 
 if __name__ == "__main__":
-    main(tuple(int(a) for a in sys.argv[1:]) or (30, 100, 1000))
+    args = sys.argv[1:]
+    ks = tuple(int(a) for a in args if a != "svm") or (30, 100, 1000)
+    if "svm" not in args:
+        main(ks)
+    svm_main(ks)

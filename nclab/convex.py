@@ -39,38 +39,47 @@ class_sizes = checked_sizes  # class sizes, rejecting values that overflow
 def nuclear_svm(sizes, method: str = "auto") -> np.ndarray:
     """NN-SVM: argmin_M ‖M N^{1/2}‖_* s.t. M_cc − M_c'c ≥ 1 (c' ≠ c). Returns the k×k class logits.
     ``method``: "auto" solves the symmetry-reduced program (``nclab.solvers``; classes of equal size are
-    interchangeable, so k = 1000 step-imbalanced classes is a 2-group program), "full" the k×k program."""
+    interchangeable, so k = 1000 step-imbalanced classes is a 2-group program) up to ``AUTO_GROUPS`` groups and
+    the certified first-order solver above (``nclab.solvers_fo.margin_svm``; falls back to the reduced program
+    when not certified), "first-order" forces that solver, "full" the k×k program."""
     sizes = class_sizes(sizes)
-    return _margin_svm(sizes, np.ones(sizes.size), np.ones(sizes.size), _method(method))
+    return _margin_svm(sizes, np.ones(sizes.size), np.ones(sizes.size), _method(method, first_order=True))[0]
 
 
 def cs_svm(sizes, delta, kind: str = "cdt", method: str = "auto") -> Geometry:
     """Cost-sensitive SVM, the λ → 0 limit of logit-adjusted CE (class-collapsed, CLARABEL):
     CDT  min ‖M N^{1/2}‖_* s.t. δ_c M_cc − δ_c' M_c'c ≥ 1;  LDT  min ‖M N^{1/2}‖_* s.t. δ_c (M_cc − M_c'c) ≥ 1.
     ``delta``: k positive factors (only their ratios change the normalized geometry); ``method`` as in
-    ``nuclear_svm``."""
+    ``nuclear_svm`` (``info["method"]`` says which ran)."""
     sizes = class_sizes(sizes)
-    _method(method)
+    _method(method, first_order=True)
     delta = np.asarray(delta, dtype=float)
     if delta.shape != sizes.shape:
         raise ValueError(f"delta has {delta.size} entries but there are k={sizes.size} classes")
     if not np.all(np.isfinite(delta)) or np.any(delta <= 0):
         raise ValueError(f"delta={delta.tolist()} must be finite and > 0 for every class")
     if kind == "cdt":
-        M = _margin_svm(sizes, delta, np.ones(sizes.size), method)
+        M, used = _margin_svm(sizes, delta, np.ones(sizes.size), method)
     elif kind == "ldt":
-        M = _margin_svm(sizes, np.ones(sizes.size), delta, method)
+        M, used = _margin_svm(sizes, np.ones(sizes.size), delta, method)
     else:
         raise ValueError(f"kind={kind!r} is not allowed: use 'cdt' or 'ldt'")
     geom = geometry_from_class_logits(M, sizes, name=f"CS-SVM ({kind.upper()})")
-    geom.info.update({"delta": delta, "kind": kind})
+    geom.info.update({"delta": delta, "kind": kind, "method": used})
     return geom
 
 
-def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray, method: str) -> np.ndarray:
-    """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 for all c' ≠ c."""
+def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray, method: str) -> tuple[np.ndarray, str]:
+    """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 for all c' ≠ c. Returns (M, method used)."""
+    groups = solvers.class_groups(sizes, row, col)[2].size
+    if method == "first-order" or (method == "auto" and groups > AUTO_GROUPS):
+        try:
+            return solvers_fo.margin_svm(sizes, row, col)[0], "first-order"
+        except RuntimeError:  # not certified to solvers_fo.SVM_TOL; "auto" falls back to the reduced program
+            if method == "first-order":
+                raise
     if method == "auto":
-        return solvers.margin_svm(sizes, row, col)
+        return solvers.margin_svm(sizes, row, col), "reduced"
     k = sizes.size
     M = cp.Variable((k, k))
     D = cp.multiply(row[:, None] * np.ones((1, k)), M)
@@ -80,7 +89,7 @@ def _margin_svm(sizes: np.ndarray, row: np.ndarray, col: np.ndarray, method: str
     prob = cp.Problem(cp.Minimize(cp.normNuc(M @ np.diag(np.sqrt(sizes.astype(float))))),
                       [cp.multiply(off, margins) >= off])
     solvers.solve(prob, "margin SVM")
-    return np.asarray(M.value)
+    return np.asarray(M.value), "full"
 
 
 def regularized_optimum(sizes, lam: float, reduction: str = "mean", loss: LogitAdjustedCE | None = None,

@@ -93,13 +93,16 @@ class GroupedCE:
                 "op_excess": op / lam - 1, "align": (inner + lam * nuc) / max(lam * nuc, 1e-300)}
 
 
-def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int = 50):
+def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int = 50, gtol: float = 0.0):
     """Minimize a smooth fun(z) -> (value, gradient) by L-BFGS (two-loop recursion; Armijo backtracking, or the
     approximate Wolfe test of Hager–Zhang once values agree to round-off). Returns (z, value, iterations);
-    stops at maxiter, when ``check(z)`` (called every ``every`` steps) is true, or when no step is accepted."""
+    stops at maxiter, when ``check(z)`` (called every ``every`` steps) is true, when ‖∇‖ ≤ gtol, or when no step
+    is accepted."""
     value, g = fun(z)
     S, Y = [], []
     for it in range(maxiter):
+        if np.linalg.norm(g) <= gtol:
+            return z, value, it
         q = g.copy()
         coef = []
         for s, y in zip(reversed(S), reversed(Y), strict=True):
@@ -209,3 +212,116 @@ def regularized(sizes, lam: float, w, p) -> tuple[np.ndarray, float, dict]:
                            f"is above {GAP_TOL:g} (‖∇f‖_op/λ − 1 = {cert['op_excess']:.2g})")
     d, A = f.logits(Xt, e)
     return expand(A, d, f.gi), cert["objective"], cert
+
+
+RHO = 10.0
+INEXACT = 0.1  # inner gradient tolerance ∝ the last margin violation (inexact method of multipliers)
+MEMORY = 5
+SVM_TOL = 1e-8  # margin SVMs: certified (‖X‖_* − dual bound) ≤ SVM_TOL · ‖X‖_* for an exactly feasible X
+
+
+class GroupedMargins:
+    """The margins m_gh = col_h (row_h d_h − row_g A_gh) of the invariant M (one per pair of groups with a class
+    c' of group g competing in a column c ≠ c' of group h; N_gh such class pairs) as a linear map of (X̃, e),
+    with the same (X̃, e) ↔ (d, A) map as ``GroupedCE``."""
+
+    def __init__(self, sizes, row, col):
+        sizes = np.asarray(sizes, float)
+        self.gi, first, kg = class_groups(sizes, row, col)
+        self.kg, self.ng = kg.astype(float), sizes[first]
+        self.r, self.c = np.asarray(row, float)[first], np.asarray(col, float)[first]
+        self.G = G = kg.size
+        self.N = (self.kg[:, None] - np.eye(G)) * self.kg[None, :]  # class pairs (c' in g, c in h), c' ≠ c
+        self.mask = self.N > 0
+        self.S = 1 / np.sqrt(np.outer(self.kg, self.kg) * self.ng[None, :])
+        self.Sd = 1 / (self.kg * np.sqrt(self.ng))
+        self.inner = self.kg - 1
+        self.logits = GroupedCE.logits.__get__(self)
+
+    def margins(self, Xt, e):
+        d, A = self.logits(Xt, e)
+        return np.where(self.mask, self.c[None, :] * ((self.r * d)[None, :] - self.r[:, None] * A), np.inf)
+
+    def adjoint(self, alpha):
+        """∂/∂(X̃, e) of Σ_gh N_gh α_gh m_gh: the reduced form of A*(α) (per class pair multipliers α_gh)."""
+        Na = np.where(self.mask, self.N * alpha, 0.0)
+        gd = self.c * self.r * Na.sum(0)
+        gA = -Na * self.r[:, None] * self.c[None, :]
+        gX = gA * self.S
+        gX[np.diag_indices(self.G)] = (np.diag(gA) + gd) * self.Sd
+        return gX, (self.inner * gd - np.diag(gA)) * self.Sd
+
+    def op_norm(self, gX, ge):
+        """‖·‖_op of the invariant k×k matrix with reduced form (gX, ge)."""
+        scalar = np.abs(ge[self.inner > 0] / self.inner[self.inner > 0])
+        return max(float(np.linalg.norm(gX, 2)), float(scalar.max(initial=0.0)))
+
+    def certificate(self, Xt, e, alpha) -> dict:
+        """X/min m (exactly feasible) and the dual bound Σ N α/‖A*(α)‖_op ≤ optimum: primal, dual, rel_gap,
+        violation (1 − min m of the unscaled X)."""
+        low = float(self.margins(Xt, e).min())
+        nuc = float(np.linalg.svd(Xt, compute_uv=False).sum() + self.inner @ np.abs(e))
+        alpha = np.where(self.mask, np.maximum(alpha, 0.0), 0.0)
+        op = self.op_norm(*self.adjoint(alpha))
+        primal = nuc / low if low > 0 else np.inf
+        dual = float(np.sum(self.N * alpha)) / op if op > 0 else 0.0
+        return {"primal": primal, "dual": dual, "alpha": alpha, "violation": 1 - low,
+                "rel_gap": (primal - dual) / primal if low > 0 else np.inf, "scale": 1 / low if low > 0 else np.inf}
+
+
+def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
+    """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 (c' ≠ c) by the method of multipliers on the
+    group-reduced Burer–Monteiro factors z = (W, H, a, b) (X̃ = WHᵀ, (k_g − 1)e_g = a_g b_g): each outer step
+    minimizes ½‖z‖² + Σ N_gh [max(0, μ_gh − ρ(m_gh − 1))² − μ_gh²]/(2ρ) by L-BFGS, then μ ← max(0, μ − ρ(m − 1)).
+    The answer is X/min m (exactly feasible), certified by the dual bound of the scaled multipliers.
+    Returns (M, certificate); raises RuntimeError unless rel_gap ≤ SVM_TOL."""
+    g = GroupedMargins(sizes, row, col)
+    G = g.G
+    div, active = np.maximum(g.inner, 1), (g.inner > 0).astype(float)
+    # start: the feasible diagonal M = diag(1/(row col)) (A = 0), as balanced factors
+    d0 = 1 / (g.r * g.c)
+    x0 = d0 * np.sqrt(g.ng)
+    root = np.sqrt(x0 * g.inner) * active
+    z = np.concatenate([np.diag(np.sqrt(x0)).ravel(), np.diag(np.sqrt(x0)).ravel(), root, root])
+    scale = float(x0 @ g.kg)  # ‖X0‖_*: the objective's size; multipliers are per class pair
+    mu = np.zeros((G, G))
+    rho = RHO * scale / max(float(g.N.sum()), 1.0)
+
+    def point(z):
+        W, H = z[:G * G].reshape(G, G), z[G * G:2 * G * G].reshape(G, G)
+        a, b = z[2 * G * G:2 * G * G + G], z[2 * G * G + G:]
+        return W, H, a, b, W @ H.T, a * b / div
+
+    def aug(z):
+        W, H, a, b, Xt, e = point(z)
+        m = g.margins(Xt, e)
+        hat = np.where(g.mask, np.maximum(mu - rho * (m - 1), 0.0), 0.0)
+        value = 0.5 * (z @ z) + float(np.sum(g.N * (hat ** 2 - mu ** 2))) / (2 * rho)
+        gX, ge = g.adjoint(hat)
+        gX, gs = -gX, -ge / div * active
+        return value, np.concatenate([(gX @ H + W).ravel(), (gX.T @ W + H).ravel(), gs * b + a, gs * a + b])
+
+    best, viol_prev, stall = None, np.inf, 0
+    for _ in range(maxouter):
+        gtol = np.sqrt(scale) * max(1e-10, INEXACT * min(viol_prev, 1.0))  # inexact while far from feasible
+        z, _, _ = lbfgs(aug, z, memory=MEMORY, maxiter=2000, gtol=gtol)
+        *_, Xt, e = point(z)
+        m = g.margins(Xt, e)
+        mu = np.where(g.mask, np.maximum(mu - rho * (m - 1), 0.0), 0.0)
+        cert = g.certificate(Xt, e, mu)
+        top = best[2]["rel_gap"] if best else np.inf
+        stall = stall + 1 if cert["rel_gap"] > 0.5 * top else 0
+        if cert["rel_gap"] < top:
+            best = (Xt, e, cert)
+        if cert["rel_gap"] <= 0.1 * SVM_TOL or (stall > 3 and top <= SVM_TOL):
+            break  # certified, or the gap no longer shrinks (round-off)
+        viol = max(cert["violation"], 0.0)
+        if viol > 0.25 * viol_prev and viol > 1e-12:
+            rho *= 4
+        viol_prev = viol
+    Xt, e, cert = best
+    if not cert["rel_gap"] <= SVM_TOL:
+        raise RuntimeError(f"margin SVM (first-order): duality gap {cert['rel_gap']:.2g} of ‖X‖_* is above "
+                           f"{SVM_TOL:g} (margin violation before scaling {cert['violation']:.2g})")
+    d, A = g.logits(Xt * cert["scale"], e * cert["scale"])
+    return expand(A, d, g.gi), cert

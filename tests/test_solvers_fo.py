@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nclab import solvers_fo
-from nclab.convex import AUTO_GROUPS, regularized_optimum, zero_threshold
+from nclab.convex import AUTO_GROUPS, cs_svm, nuclear_svm, regularized_optimum, zero_threshold
 from nclab.losses import LogitAdjustedCE, make_loss
 from nclab.solvers import class_groups
 
@@ -109,6 +109,65 @@ def test_bad_inputs():
         regularized_optimum([5, 0, 3], 0.1, method="first-order")
     with pytest.raises(ValueError, match="k=3"):
         regularized_optimum([5, 4, 3], 0.1, loss=make_loss("vs", [5, 4]), method="first-order")
-    from nclab.convex import nuclear_svm
-    with pytest.raises(ValueError, match="method='first-order'"):
-        nuclear_svm([3, 2], method="first-order")  # the margin SVMs have no first-order solver (yet)
+    with pytest.raises(ValueError, match="method='fast'"):
+        nuclear_svm([3, 2], method="fast")
+    with pytest.raises(ValueError, match=r"class_sizes\[1\]=0"):
+        nuclear_svm([5, 0, 3], method="first-order")
+    with pytest.raises(ValueError, match="k=3"):
+        cs_svm([5, 4, 3], [1.0, 2.0], method="first-order")
+    with pytest.raises(ValueError, match="finite and > 0"):
+        cs_svm([5, 4, 3], [1.0, -2.0, 1.0], method="first-order")
+    with pytest.raises(ValueError, match="kind='xdt'"):
+        cs_svm([5, 4, 3], [1.0, 2.0, 1.0], "xdt", method="first-order")
+
+
+# ---- margin SVMs (nuclear_svm, cs_svm): method of multipliers on the factors, certified by a dual bound ----
+
+SVM_SIZES = [np.round(500 * 0.01 ** (np.arange(k) / (k - 1))).astype(int) for k in (6, 9, 15)]
+
+
+@pytest.mark.parametrize("sizes", SVM_SIZES, ids=lambda s: f"k={s.size}")
+def test_first_order_nuclear_svm_equals_full_program(sizes):
+    a = nuclear_svm(sizes, method="first-order")
+    b = nuclear_svm(sizes, method="full")
+    assert _rel(a, b) < 1e-5  # measured ≤ 2e-9
+
+
+@pytest.mark.parametrize("kind", ["cdt", "ldt"])
+@pytest.mark.parametrize("delta", ["quarter", "random"])
+@pytest.mark.parametrize("sizes", SVM_SIZES[:2] + [REPEATED], ids=["k=6", "k=9", "repeated"])
+def test_first_order_cs_svm_equals_full_program(sizes, kind, delta):
+    sizes = np.asarray(sizes)
+    d = sizes ** 0.25 if delta == "quarter" else np.random.default_rng(sizes.size).uniform(0.5, 2.0, sizes.size)
+    a = cs_svm(sizes, d, kind, method="first-order")
+    b = cs_svm(sizes, d, kind, method="full")
+    assert a.info["method"] == "first-order" and b.info["method"] == "full"
+    assert _rel(a.logits, b.logits) < 1e-5
+
+
+def test_margin_certificate_fails_for_perturbed_answers():
+    sizes = SVM_SIZES[1]
+    row, col = sizes ** 0.25, np.ones(sizes.size)
+    M, cert = solvers_fo.margin_svm(sizes, row, col)
+    g = solvers_fo.GroupedMargins(sizes, row, col)
+    assert cert["rel_gap"] <= solvers_fo.SVM_TOL and cert["violation"] < 1e-6
+    order = np.argsort(g.gi)  # all sizes distinct: X̃ is X in group order
+    X = (M * np.sqrt(sizes)[None, :])[np.ix_(order, order)]
+    e, mu = np.zeros(g.G), cert["alpha"]
+    good = g.certificate(X, e, mu)
+    assert good["rel_gap"] <= solvers_fo.SVM_TOL and good["primal"] == pytest.approx(cert["primal"], rel=1e-9)
+    rng = np.random.default_rng(0)
+    for broken in (X + 1e-3 * np.abs(X).max() * rng.normal(size=X.shape), X[:, ::-1], X * np.linspace(1, 1.01, g.G)):
+        assert g.certificate(broken, e, mu)["rel_gap"] > 100 * solvers_fo.SVM_TOL
+    assert g.certificate(X, e, mu * rng.uniform(0.9, 1.1, mu.shape))["rel_gap"] > 100 * solvers_fo.SVM_TOL
+    assert g.certificate(-X, e, mu)["primal"] == np.inf  # infeasible after any positive scaling
+
+
+def test_margin_not_certified_raises_and_auto(monkeypatch):
+    s = np.round(500 * 0.01 ** (np.arange(AUTO_GROUPS + 3) / (AUTO_GROUPS + 2))).astype(int)
+    assert cs_svm(s, s ** 0.25, "ldt").info["method"] == "first-order"
+    assert cs_svm([8, 8, 3, 3, 1], [1.0, 1.0, 2.0, 2.0, 3.0]).info["method"] == "reduced"
+    monkeypatch.setattr(solvers_fo, "SVM_TOL", -1.0)
+    with pytest.raises(RuntimeError, match="duality gap"):
+        nuclear_svm(SVM_SIZES[0], method="first-order")
+    assert cs_svm(s, s ** 0.25, "ldt").info["method"] == "reduced"  # "auto" falls back
