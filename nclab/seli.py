@@ -53,18 +53,9 @@ def _invariant_sqrt(Qt: np.ndarray, scal: np.ndarray, kg: np.ndarray) -> tuple[n
 def _expand(small: np.ndarray, diag: np.ndarray, gi: np.ndarray) -> np.ndarray:
     """k×k matrix small[g_i, g_j] + δ_ij diag[g_i]: each group's row is built once and broadcast into the rows of
     its classes (a fill at memory speed, not a k×k gather)."""
-    k = gi.size
-    out = np.empty((k, k))
-    order = np.argsort(gi, kind="stable")
-    bounds = np.searchsorted(gi[order], np.arange(small.shape[0] + 1))
+    out = np.empty((gi.size, gi.size))
     for g in range(small.shape[0]):
-        rows = order[bounds[g]:bounds[g + 1]]
-        if rows.size == 0:
-            continue
-        if rows[-1] - rows[0] == rows.size - 1:  # contiguous classes: a slice, no index array
-            out[rows[0]:rows[-1] + 1] = small[g][gi]
-        else:
-            out[rows] = small[g][gi]
+        out[gi == g] = small[g][gi]
     out[np.diag_indices_from(out)] += diag[gi]
     return out
 
