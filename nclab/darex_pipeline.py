@@ -134,8 +134,9 @@ def evaluate_methods(P: dict, ps, seeds: int = 3, grid_points: int = 24, batch_s
     out.update({"p": list(ps), "q_labeled": [], "q_unlabeled": [], "fine-tuned": accuracy(model, P["ft"], X[te], y[te]),
                 "no delta": accuracy(model, base, X[te], y[te]), "masks": {name: [] for name in RANDOM_METHODS}})
 
-    def score(name, p, q):
-        per_mask = [acc(dare(delta, p, q, seed=s)) for s in range(test_masks)]
+    def score(name, p, q):  # q = None is DARE itself: reuse its masks' scores
+        per_mask = out["masks"]["DARE"][-1] if q is None and name != "DARE" else [
+            acc(dare(delta, p, q, seed=s)) for s in range(test_masks)]
         out["masks"][name].append(per_mask)
         out[name].append(float(np.mean(per_mask)))
     sel = SELECTION_SEED_OFFSET
