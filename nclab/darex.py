@@ -136,8 +136,11 @@ def output_change_mc(Delta, x, p: float, q: float | None = None, draws: int = 20
     q = _q(q, p)
     D, x = _delta_x(Delta, x)
     rng = np.random.default_rng(integer("seed", seed, 0))
-    masks = rng.random((integer("draws", draws, 2),) + D.shape) >= p
-    dh = ((masks / q - 1) * D) @ x
+    draws = integer("draws", draws, 2)
+    dh = np.empty((draws, D.shape[0]))
+    for s in range(0, draws, 1024):  # masks in blocks of draws: the same stream as one call, ≈ 2.5 MB at a time
+        masks = rng.random((min(1024, draws - s),) + D.shape) >= p
+        dh[s:s + masks.shape[0]] = ((masks / q - 1) * D) @ x
     return dh.mean(0), dh.var(0, ddof=1)
 
 

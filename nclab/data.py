@@ -173,10 +173,13 @@ class KeyRecallLanguage:
         rng = np.random.default_rng(integer("seed", seed, 0))
         X = np.zeros((n, length), dtype=np.int64)
         X[:, 0] = rng.integers(self.K, size=n)
+        cdf = np.cumsum(self.A, axis=1)
+        cdf /= cdf[:, -1:]
         for t in range(1, length):
             prev = X[:, t - 1]
             after_marker = prev == self.marker
-            filler = self.K + 1 + np.array([rng.choice(self.F, p=self.A[p]) for p in prev])
+            # inverse-CDF draw from row A[prev]: the draw rng.choice(F, p=A[prev]) makes, for all rows at once
+            filler = self.K + 1 + (cdf[prev] <= rng.random(n)[:, None]).sum(1)
             recall = (rng.random(n) < self.rho) & ~after_marker & (t < length - 1)
             X[:, t] = np.where(after_marker, X[:, 0], np.where(recall, self.marker, filler))
         return X

@@ -317,15 +317,20 @@ def detector_threshold(model, X, positions, short: int, fpr: float = 0.1, div: s
     return float(np.quantile(scores, 1 - fpr))
 
 
-def probability_cache(model, X, start: int = 1, truth=None) -> dict:
-    """Distributions of every truncation (lengths 1..t) of every position t ≥ ``start`` (one batched
-    forward per position), for interactive re-analysis without new forwards. ``truth(seq, t)`` optionally
-    adds the planted minimum context length."""
+def probability_cache(model, X, start: int = 1, truth=None, naive: bool = False) -> dict:
+    """Distributions of every truncation (lengths 1..t) of every position t ≥ ``start`` (one ``window_probs``
+    pass per sequence where the model has it, else — or with ``naive`` — one batched forward per position), for
+    interactive re-analysis without new forwards. ``truth(seq, t)`` optionally adds the planted minimum
+    context length."""
     X = np.asarray(X)
     out = {"probs": [], "targets": [], "truth": [], "seq": [], "pos": []}
+    windowed = hasattr(model, "window_probs") and not naive
     for i, seq in enumerate(X):
-        for t in range(max(1, integer("start", start, 1)), seq.size):
-            P, _ = position_probs(model, seq[:t], range(1, t))
+        ts = range(max(1, integer("start", start, 1)), seq.size)
+        if windowed and len(ts):  # row ℓ − 1, column t − 1: p(token t | the last ℓ tokens), ℓ = t the full prefix
+            W = model.window_probs(seq, list(range(1, seq.size)))
+        for t in ts:
+            P = W[:t, t - 1] if windowed else position_probs(model, seq[:t], range(1, t))[0]
             out["probs"].append(P)
             out["targets"].append(int(seq[t]))
             out["truth"].append(truth(seq, t) if truth else -1)

@@ -97,6 +97,16 @@ def test_variance_formula_matches_monte_carlo():
     np.testing.assert_allclose(m0, 0, atol=1e-15)  # DARE is unbiased
 
 
+def test_monte_carlo_in_blocks_is_one_draw_of_all_masks():
+    rng = np.random.default_rng(1)
+    D, x = rng.normal(0.01, 0.02, (3, 50)), rng.normal(1, 0.3, 50)
+    masks = np.random.default_rng(7).random((2500, 3, 50)) >= 0.9  # every mask in one call, as the formula reads
+    dh = ((masks / 0.3 - 1) * D) @ x
+    mc_mean, mc_var = output_change_mc(D, x, 0.9, 0.3, draws=2500, seed=7)  # 2500 draws: three blocks
+    np.testing.assert_allclose(mc_mean, dh.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(mc_var, dh.var(0, ddof=1), rtol=1e-12)
+
+
 def test_q_star_minimizes_expected_squared_change():
     rng = np.random.default_rng(1)
     D, x = rng.normal(0.02, 0.01, (5, 80)), rng.normal(1, 0.5, 80)
@@ -224,6 +234,26 @@ def test_transfer_pipeline_anchors_the_new_head_at_its_own_init():
     n = len(P["train"]) + len(P["val"]) + len(P["test"])
     assert len(set(P["train"]) | set(P["val"]) | set(P["test"])) == n  # disjoint splits
     assert int(P["y"][torch.as_tensor(P["test"])].max()) <= 4
+
+
+def test_transfer_pipeline_reuses_pretraining_with_identical_results():
+    from nclab import darex_pipeline
+
+    darex_pipeline._PRETRAINED.clear()
+    first = transfer_pipeline(seed=2, pre_epochs=8, ft_epochs=2, hidden=16)
+    assert len(darex_pipeline._PRETRAINED) == 1
+    after_fresh = torch.rand(3)  # torch's global RNG as the pipeline left it
+    again = transfer_pipeline(seed=2, pre_epochs=8, ft_epochs=2, hidden=16)  # pre-training from the cache
+    after_cached = torch.rand(3)
+    assert torch.equal(after_fresh, after_cached)
+    for part in ("pre", "ft", "delta"):
+        assert all(torch.equal(first[part][k], again[part][k]) for k in first[part])
+    first["pre"][next(iter(first["pre"]))].add_(1.0)  # a caller editing its weights leaves the cache alone
+    third = transfer_pipeline(seed=2, pre_epochs=8, ft_epochs=2, hidden=16)
+    assert all(torch.equal(again["pre"][k], third["pre"][k]) for k in again["pre"])
+    other = transfer_pipeline(seed=2, pre_epochs=9, ft_epochs=2, hidden=16)  # another key: trained afresh
+    assert len(darex_pipeline._PRETRAINED) == 2
+    assert not torch.equal(other["pre"]["features.0.weight"], first["pre"]["features.0.weight"])
 
 
 def test_evaluate_methods_small_pipeline():

@@ -208,3 +208,20 @@ def test_detector_threshold_sets_the_false_positive_rate_decode_accuracy_sees():
         detector_threshold(tf, X, [], short=4)
     with pytest.raises(ValueError, match="fpr=0"):
         detector_threshold(tf, X, cal, short=4, fpr=0)
+
+
+def test_sampled_sequences_follow_the_language():
+    lang = KeyRecallLanguage(n_keys=4, n_fillers=6, rho=0.1, peak=0.7, seed=3)
+    S = lang.sample(3000, 20, seed=5)
+    assert np.array_equal(S, lang.sample(3000, 20, seed=5)) and not np.array_equal(S, lang.sample(3000, 20, seed=6))
+    assert np.all(S[:, 0] < lang.K)
+    prev, nxt = S[:, :-1].ravel(), S[:, 1:].ravel()
+    after = prev == lang.marker
+    assert np.all(nxt[after] == np.repeat(S[:, :1], 19, 1).ravel()[after])  # "?" is followed by the key
+    for tok in range(lang.V):  # the filler after each non-marker token: frequencies ≈ the bigram table A
+        fill = nxt[(prev == tok) & (nxt > lang.K)] - lang.K - 1
+        if tok == lang.marker or fill.size < 500:
+            continue
+        freq = np.bincount(fill, minlength=lang.F) / fill.size
+        assert np.max(np.abs(freq - lang.A[tok])) < 5 / np.sqrt(fill.size), tok
+    assert abs(np.mean(nxt[~after] == lang.marker) - 0.1 * 18 / 19) < 0.01  # markers at rate ρ (not the last step)

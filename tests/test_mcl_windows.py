@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nclab.data import KeyRecallLanguage
-from nclab.mcl import HFCausalLM, TinyTransformer, analyze
+from nclab.mcl import HFCausalLM, OracleModel, TinyTransformer, analyze, probability_cache
 
 LANG = KeyRecallLanguage(n_keys=4, n_fillers=8, rho=0.1, seed=0)
 X = LANG.sample(3, 24, seed=1)
@@ -32,6 +32,19 @@ def test_windowed_analysis_equals_per_position_analysis(kw):
             np.testing.assert_array_equal(a[key], b[key])
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
         assert a["forwards"].sum() == len(X) * model.window_calls(X.shape[1]) < b["forwards"].sum()
+
+
+def test_windowed_probability_cache_equals_per_position_forwards():
+    for model, tol in ((TinyTransformer(LANG.V, max_len=24, d=16, heads=2, layers=1, seed=0), 1e-6),
+                       (OracleModel(LANG), 0.0)):
+        a = probability_cache(model, X, start=3, truth=LANG.true_min_context)
+        b = probability_cache(model, X, start=3, truth=LANG.true_min_context, naive=True)
+        assert a["seq"] == b["seq"] and a["pos"] == b["pos"] and a["targets"] == b["targets"]
+        assert a["truth"] == b["truth"] and len(a["probs"]) == 3 * 21
+        for Pa, Pb, t in zip(a["probs"], b["probs"], a["pos"], strict=True):
+            assert Pa.shape == Pb.shape == (t, LANG.V)  # lengths 1..t, the full prefix last
+            np.testing.assert_allclose(Pa, Pb, atol=tol, rtol=0)
+    assert probability_cache(OracleModel(LANG), X, start=24)["probs"] == []  # no position at or after start
 
 
 def test_hf_window_probs_equal_per_truncation_forwards():
