@@ -51,11 +51,11 @@ class MLP(nn.Module):
 def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr: float = 1e-3,
                      batch_size: int | None = None, weight_decay: float = 0.0, optimizer: str = "adam",
                      momentum: float = 0.9, feature_penalty: float = 0.0, seed: int = 0,
-                     device: str = "auto", progress: bool = True) -> dict:
+                     device: str = "auto", progress: bool = True, record: int = 1) -> dict:
     """Adam or SGD (with momentum) on ``loss(model(X), y)`` + L2 ``weight_decay``, in float64, full
     batch by default; ``feature_penalty`` adds (λ_h/2)·mean_i ‖h(x_i)‖², the UFM's feature ridge
-    (needs ``model.features``). Returns the history {"epoch", "loss", "train_error"}; stops with
-    ``TrainingDiverged`` on a non-finite loss."""
+    (needs ``model.features``). Returns the history {"epoch", "loss", "train_error"} every ``record``
+    epochs and at the last (one extra forward pass each); stops with ``TrainingDiverged`` on a non-finite loss."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (e.g. nclab.nets.MLP), got {type(model).__name__}")
     epochs = integer("epochs", epochs, 1)
@@ -66,6 +66,7 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
         raise ValueError("feature_penalty > 0 needs a model with .features and .classifier (like nclab.nets.MLP)")
     momentum = real("momentum", momentum, 0.0, 1.0, hi_open=True)
     seed = integer("seed", seed, 0)
+    record = integer("record", record, 1)
     loss_fn = get_loss(loss)
     X, y = _classification_data(model, X, y)
     torch.manual_seed(seed)
@@ -101,6 +102,8 @@ def train_classifier(model: nn.Module, X, y, *, loss="ce", epochs: int = 300, lr
             opt.zero_grad(set_to_none=True)
             out.backward()
             opt.step()
+        if epoch % record and epoch < epochs:
+            continue
         with torch.no_grad():
             logits = model(Xt)
             hist["epoch"].append(epoch)
@@ -163,7 +166,7 @@ def imbalanced_last_layer(source: str = "digits", *, k: int = 4, R: float = 10, 
     X, y = step_imbalanced(source, k=k, R=R, k_min=k_min, n_min=n_min, seed=seed)
     model = MLP(X.shape[1], k, hidden=hidden, depth=2, feat_dim=feat_dim, seed=seed)
     hist = train_classifier(model, X, y, epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer="sgd",
-                            feature_penalty=feature_penalty, seed=seed, progress=progress)
+                            feature_penalty=feature_penalty, seed=seed, progress=progress, record=epochs)
     W, H = last_layer(model, X)
     out = summary(W, H, y)
     out.update({"train_error": hist["train_error"][-1], "final_loss": hist["loss"][-1], "n": int(y.size)})

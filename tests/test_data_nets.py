@@ -60,6 +60,18 @@ def test_mlp_trains_to_zero_error_deterministically():
     assert W.shape == (3, 4) and H.shape == (4, len(y))
 
 
+def test_sparse_history_leaves_training_unchanged():
+    X, y = step_imbalanced("digits", k=3, R=3, k_min=1, n_min=5, seed=0)
+    full, sparse = MLP(64, 3, hidden=16, feat_dim=4, seed=1), MLP(64, 3, hidden=16, feat_dim=4, seed=1)
+    h1 = train_classifier(full, X, y, epochs=25, lr=0.1, optimizer="sgd", seed=0, progress=False)
+    h10 = train_classifier(sparse, X, y, epochs=25, lr=0.1, optimizer="sgd", seed=0, progress=False, record=10)
+    assert h1["epoch"] == list(range(1, 26)) and h10["epoch"] == [10, 20, 25]  # every 10th and the last
+    assert [h1["loss"][e - 1] for e in h10["epoch"]] == h10["loss"]
+    np.testing.assert_array_equal(last_layer(full, X)[0], last_layer(sparse, X)[0])
+    with pytest.raises(ValueError, match="record=0"):
+        train_classifier(sparse, X, y, epochs=2, record=0, progress=False)
+
+
 def test_imbalanced_last_layer_reports_geometry():
     out = imbalanced_last_layer(k=3, R=4, k_min=1, n_min=5, epochs=200, seed=0)
     assert out["train_error"] == 0 and out["n"] == 45
