@@ -1,7 +1,7 @@
 """``nclab`` command: list the notebooks, run them headlessly with papermill, sweep them on Dask, collect claims.
 
     nclab list
-    nclab run [NAMES ...] [--smoke] [--seed S] [--out DIR]
+    nclab run [NAMES ...] [--smoke] [--seed S] [--out DIR] [--jobs N]
     nclab sweep [NAMES ...] [--seeds A-B | --seeds 0,3,7] [-p name=v1,v2 ...] [--smoke] --out DIR
                 [--workers N | --scheduler tcp://host:port] [--retry-failed]
     nclab sweep report DIR [--markdown FILE]
@@ -228,10 +228,18 @@ def cmd_run(args) -> int:
     chosen = chosen_notebooks(args.names)
     out = writable_dir(Path(args.out))
     runs = []
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs} is not allowed: use 1 or more")
+    jobs = min(args.jobs or _cpu_count(), len(chosen))
     with tempfile.TemporaryDirectory() as tmp:
         kernel = current_kernel(Path(tmp))
         try:
-            for i, path in enumerate(chosen, 1):
+            if jobs > 1:
+                from nclab.runs import run_reporting
+
+                run_reporting(chosen, out, smoke=args.smoke, seed=args.seed, kernel=kernel, jobs=jobs,
+                              cpus=_cpu_count(), runs=runs)
+            for i, path in enumerate(chosen if jobs == 1 else [], 1):
                 print(f"[{i}/{len(chosen)}] {path.stem} ({'smoke' if args.smoke else 'full'}, seed {args.seed}) ...",
                       flush=True)
                 runs.append(run_notebook(path, out, smoke=args.smoke, seed=args.seed, kernel=kernel))
@@ -240,7 +248,7 @@ def cmd_run(args) -> int:
         except KeyboardInterrupt:
             done = ", ".join(r["notebook"] for r in runs) or "none"
             print(f"\ninterrupted: {len(runs)} of {len(chosen)} notebooks finished ({done}); "
-                  f"the interrupted one left its previous files in {out.resolve()} untouched", file=sys.stderr)
+                  f"the interrupted notebooks left their previous files in {out.resolve()} untouched", file=sys.stderr)
             if runs:
                 print(claims_table(runs)[0])
             return 130
@@ -352,6 +360,7 @@ def _parsers():
     run.add_argument("--smoke", action="store_true", help="small parameters (each notebook < 60 s)")
     run.add_argument("--out", default="results", help="folder for executed notebooks, HTML and JSON")
     run.add_argument("--seed", type=int, default=0, help="the notebooks' seed parameter (default 0)")
+    run.add_argument("--jobs", type=int, help="notebooks at once, each in its own process (default: the CPUs)")
     sw = sub.add_parser("sweep", help="run notebooks over seeds and parameters on Dask; `nclab sweep report DIR`",
                         description="Each (notebook, parameter point) is one papermill run on a Dask worker; "
                                     "finished points are kept, so re-running resumes. `nclab sweep report DIR "

@@ -195,3 +195,29 @@ def test_failed_rerun_removes_the_older_runs_json(tmp_path):
     res = run_notebook(nb, tmp_path / "out", smoke=True, kernel="nclab-current-python", progress=False, html=False)
     assert "broken now" in res["error"] and not (tmp_path / "out" / "01_x.json").exists()
     assert "broken now" in (tmp_path / "out" / "01_x.ipynb").read_text()
+
+
+SPAN = ("import os, time\nfrom nclab.claims import Claims\nc = Claims()\nt0 = time.time()\ntime.sleep(4)\n"
+        "c.check('threads_set', float(os.environ['NCLAB_THREADS']), 0.5, '>')\n"
+        "c.figure('span', {'start': t0, 'end': time.time(), 'pid': os.getppid()})\nc.write(results_path)")
+
+
+def test_run_with_jobs_runs_notebooks_at_once_in_their_own_processes(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    for name in ("01_a", "02_b", "03_c"):
+        _tiny_notebook(tmp_path / "nbs" / f"{name}.ipynb", SPAN)
+    _tiny_notebook(tmp_path / "nbs" / "04_bad.ipynb", "raise RuntimeError('no luck')")
+    env = {**_env(tmp_path / "nbs"), "OMP_NUM_THREADS": "4"}
+    res = _nclab("run", "--smoke", "--jobs", "2", "--out", str(tmp_path / "out"), env=env, timeout=400)
+    assert res.returncode == 1, res.stdout + res.stderr  # 04_bad failed; the others ran
+    assert "4 notebooks (smoke, seed 0), 2 at a time" in res.stdout and "04_bad: " in res.stdout
+    table = [line.split()[0] for line in res.stdout.splitlines() if line.startswith(("01_", "02_", "03_", "04_"))]
+    assert table == ["01_a", "02_b", "03_c", "04_bad"]  # the claims table in notebook order, whatever ended first
+    spans = [json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in ("01_a", "02_b", "03_c")]
+    per_kernel = max(1, len(os.sched_getaffinity(0)) // 2)  # the CPUs shared by 2 jobs, not $OMP_NUM_THREADS
+    assert all(s["claims"]["threads_set"]["value"] == per_kernel for s in spans)
+    (a, b, c) = (s["figures"]["span"] for s in spans)
+    assert a["start"] < b["end"] and b["start"] < a["end"]  # 01 and 02 ran at the same time
+    assert len({a["pid"], b["pid"]}) == 2  # in two worker processes
+    assert "no luck" in (tmp_path / "out" / "04_bad.ipynb").read_text()
+    assert _nclab("run", "--jobs", "0", "--out", str(tmp_path / "o"), env=env).returncode == 2
