@@ -99,22 +99,23 @@ def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int =
     stops at maxiter, when ``check(z)`` (called every ``every`` steps) is true, when ‖∇‖ ≤ gtol, or when no step
     is accepted."""
     value, g = fun(z)
-    S, Y = [], []
+    S, Y, SY, YY = [], [], [], []  # pairs and their cached s·y, y·y (each vector pass costs as much as a G² op)
     for it in range(maxiter):
-        if np.linalg.norm(g) <= gtol:
+        gnorm = np.linalg.norm(g)
+        if gnorm <= gtol:
             return z, value, it
         q = g.copy()
         coef = []
-        for s, y in zip(reversed(S), reversed(Y), strict=True):
-            a = (s @ q) / (s @ y)
+        for s, y, sy in zip(reversed(S), reversed(Y), reversed(SY), strict=True):
+            a = (s @ q) / sy
             coef.append(a)
             q -= a * y
-        q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1]) if S else 1.0 / max(np.linalg.norm(g), 1e-300)
-        for (s, y), a in zip(zip(S, Y, strict=True), reversed(coef), strict=True):
-            q += (a - (y @ q) / (s @ y)) * s
+        q *= SY[-1] / YY[-1] if S else 1.0 / max(gnorm, 1e-300)
+        for s, y, sy, a in zip(S, Y, SY, reversed(coef), strict=True):
+            q += (a - (y @ q) / sy) * s
         slope = -(g @ q)
         if slope >= 0:  # not a descent direction (round-off): restart from steepest descent
-            S, Y, q = [], [], g / max(np.linalg.norm(g), 1e-300)
+            S, Y, SY, YY, q = [], [], [], [], g / max(gnorm, 1e-300)
             slope = -(g @ q)
         step, floor = 1.0, 1e-14 * abs(value)
         for _ in range(60):
@@ -128,12 +129,14 @@ def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int =
         else:
             return z, value, it
         s, y = znew - z, gnew - g
-        if s @ y > 1e-16 * np.linalg.norm(s) * np.linalg.norm(y):
+        sy, yy = s @ y, y @ y
+        if sy > 1e-16 * np.sqrt((s @ s) * yy):
             S.append(s)
             Y.append(y)
+            SY.append(sy)
+            YY.append(yy)
             if len(S) > memory:
-                S.pop(0)
-                Y.pop(0)
+                del S[0], Y[0], SY[0], YY[0]
         z, value, g = znew, vnew, gnew
         if check is not None and (it + 1) % every == 0 and check(z):
             return z, value, it + 1
@@ -292,18 +295,37 @@ def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
         a, b = z[2 * G * G:2 * G * G + G], z[2 * G * G + G:]
         return W, H, a, b, W @ H.T, a * b / div
 
+    # m = cr·d (column) − B∘X̃ off the diagonal, m_hh = cr e_h/√n_h: the margins of ``g.margins`` without temporaries
+    cr, rn, GG = g.c * g.r, 1 / np.sqrt(g.ng), G * G
+    B = g.c[None, :] * g.r[:, None] * g.S
+    B[np.diag_indices(G)] = 0.0
+    lag = {}
+
     def aug(z):
-        W, H, a, b, Xt, e = point(z)
-        m = g.margins(Xt, e)
-        hat = np.where(g.mask, np.maximum(mu - rho * (m - 1), 0.0), 0.0)
-        value = 0.5 * (z @ z) + float(np.sum(g.N * (hat ** 2 - mu ** 2))) / (2 * rho)
-        gX, ge = g.adjoint(hat)
-        gX, gs = -gX, -ge / div * active
-        return value, np.concatenate([(gX @ H + W).ravel(), (gX.T @ W + H).ravel(), gs * b + a, gs * a + b])
+        W, H = z[:GG].reshape(G, G), z[GG:2 * GG].reshape(G, G)
+        a, b = z[2 * GG:2 * GG + G], z[2 * GG + G:]
+        Xt, e = W @ H.T, a * b / div
+        d = (np.diag(Xt) - e) * g.Sd + e * rn
+        m = (cr * d)[None, :] - B * Xt
+        m[np.diag_indices(G)] = cr * e * rn
+        hat = np.maximum(lag["mu+rho"] - rho * m, 0.0)
+        Na = g.N * hat  # N = 0 where no constraint
+        value = 0.5 * (z @ z) + (float(np.sum(Na * hat)) - lag["N mu²"]) / (2 * rho)
+        diag = np.diag(Na).copy()
+        col = Na.sum(0) - diag
+        gX = Na * B
+        gX[np.diag_indices(G)] = -cr * g.Sd * col
+        gs = -cr * ((rn - g.Sd) * col + diag * rn) / div * active
+        grad = np.empty_like(z)
+        np.add(gX @ H, W, out=grad[:GG].reshape(G, G))
+        np.add(gX.T @ W, H, out=grad[GG:2 * GG].reshape(G, G))
+        grad[2 * GG:2 * GG + G], grad[2 * GG + G:] = gs * b + a, gs * a + b
+        return value, grad
 
     best, viol_prev, stall = None, np.inf, 0
     for _ in range(maxouter):
         gtol = np.sqrt(scale) * max(1e-10, INEXACT * min(viol_prev, 1.0))  # inexact while far from feasible
+        lag.update({"mu+rho": mu + rho, "N mu²": float(np.sum(g.N * mu ** 2))})
         z, _, _ = lbfgs(aug, z, memory=MEMORY, maxiter=2000, gtol=gtol)
         *_, Xt, e = point(z)
         m = g.margins(Xt, e)
