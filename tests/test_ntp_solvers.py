@@ -143,3 +143,14 @@ def test_svt_and_margin_projection_are_exact():
             a = Z[s, g][0] / wg[s][0]
             assert dist(a) <= minimize_scalar(dist, bracket=(a - 1, a + 1), tol=1e-12).fun + 1e-12
             assert np.allclose(Z[s, g] / wg[s], a) and np.all(Z[~s, g] / wg[~s] <= a - 1 + 1e-12)
+
+
+def test_adaptive_step_fista_reaches_the_fixed_step_answer_in_fewer_iterations():
+    data = synthetic(80, 30, 20, (1, 5), seed=0)
+    f = ns._CE(data.P, data.pi, np.ones(30), np.ones(80))
+    tol = 1e-8 * np.linalg.norm(f(np.zeros((30, 80)))[1])
+    X_fixed, it_fixed = ns._fista(f, 1e-4, np.zeros((30, 80)), tol, 100_000)
+    X_adapt, it_adapt = ns._fista_adaptive(f, 1e-4, np.zeros((30, 80)), tol, 100_000)
+    assert _rel(X_adapt, X_fixed) < 1e-5 and it_adapt < 0.9 * it_fixed
+    with pytest.raises(RuntimeError, match="no convergence"):
+        ns._fista_adaptive(f, 1e-4, np.zeros((30, 80)), tol, 20)
