@@ -10,7 +10,8 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-GRACE = 20.0  # seconds the interrupted notebooks get to clean up before Ctrl-C is passed on to their workers
+GRACE = 20.0  # seconds the interrupted notebooks get to clean up before Ctrl-C is passed on to their workers,
+# and again before a worker that still has not returned is terminated (its staging folder may then stay behind)
 
 
 def _worker_init(threads: int) -> None:
@@ -47,18 +48,28 @@ def run_parallel(paths: list[Path], out: Path, *, smoke: bool, seed: int, kernel
                 if done is not None:
                     done(runs[-1])
     except KeyboardInterrupt:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         running = [f for f in futures if not f.done()]
         if wait(running, timeout=GRACE).not_done:  # only this process got Ctrl-C: pass it on to the workers
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    os.kill(proc.pid, signal.SIGINT)
+            _signal_alive(procs, lambda proc: os.kill(proc.pid, signal.SIGINT))
+            if wait(running, timeout=GRACE).not_done:  # a worker stuck in its kernel's shutdown: stop it
+                _signal_alive(procs, lambda proc: proc.terminate())
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
     order = {p.stem: i for i, p in enumerate(paths)}
     runs.sort(key=lambda r: order.get(r["notebook"], len(order)))
     return runs
+
+
+def _signal_alive(procs, send) -> None:
+    for proc in procs:
+        if proc.is_alive():
+            try:
+                send(proc)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
 
 
 def run_reporting(paths: list[Path], out: Path, *, smoke: bool, seed: int, kernel: str | None, jobs: int,

@@ -221,3 +221,23 @@ def test_run_with_jobs_runs_notebooks_at_once_in_their_own_processes(tmp_path):
     assert len({a["pid"], b["pid"]}) == 2  # in two worker processes
     assert "no luck" in (tmp_path / "out" / "04_bad.ipynb").read_text()
     assert _nclab("run", "--jobs", "0", "--out", str(tmp_path / "o"), env=env).returncode == 2
+
+
+def test_ctrl_c_sent_to_nclab_alone_reaches_the_running_notebooks(tmp_path):
+    (tmp_path / "nbs").mkdir()
+    _tiny_notebook(tmp_path / "nbs" / "01_quick.ipynb", CLAIM)
+    _tiny_notebook(tmp_path / "nbs" / "02_stuck.ipynb", "import time\ntime.sleep(300)\n" + CLAIM)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "run", "--smoke", "--jobs", "2", "--out", str(out)],
+                            env=_env(tmp_path / "nbs"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not (out / "01_quick.json").exists() or not list(out.glob(".02_stuck*")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(3)
+    os.kill(proc.pid, signal.SIGINT)  # `kill -INT`: only nclab itself, not its workers or kernels
+    stdout, stderr = proc.communicate(timeout=120)  # the workers get it after nclab.runs.GRACE seconds
+    assert proc.returncode == 130, stdout + stderr
+    assert "1 of 2 notebooks finished (01_quick)" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["01_quick.html", "01_quick.ipynb", "01_quick.json"]
