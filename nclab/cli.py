@@ -230,21 +230,23 @@ def cmd_run(args) -> int:
     runs = []
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs} is not allowed: use 1 or more")
-    jobs = min(args.jobs or _cpu_count(), len(chosen))
+    cpus = _cpu_count()
+    jobs = min(args.jobs or cpus, len(chosen))
     with tempfile.TemporaryDirectory() as tmp:
         kernel = current_kernel(Path(tmp))
         try:
             if jobs > 1:
                 from nclab.runs import run_reporting
 
-                run_reporting(chosen, out, smoke=args.smoke, seed=args.seed, kernel=kernel, jobs=jobs,
-                              cpus=_cpu_count(), runs=runs)
-            for i, path in enumerate(chosen if jobs == 1 else [], 1):
-                print(f"[{i}/{len(chosen)}] {path.stem} ({'smoke' if args.smoke else 'full'}, seed {args.seed}) ...",
-                      flush=True)
-                runs.append(run_notebook(path, out, smoke=args.smoke, seed=args.seed, kernel=kernel))
-                print(f"    {runs[-1]['seconds']:.1f} s" + (f", FAILED: {runs[-1]['error']}" if runs[-1]["error"]
-                                                           else ""), flush=True)
+                run_reporting(chosen, out, smoke=args.smoke, seed=args.seed, kernel=kernel, jobs=jobs, cpus=cpus,
+                              runs=runs)
+            else:
+                for i, path in enumerate(chosen, 1):
+                    print(f"[{i}/{len(chosen)}] {path.stem} ({'smoke' if args.smoke else 'full'}, seed "
+                          f"{args.seed}) ...", flush=True)
+                    runs.append(run_notebook(path, out, smoke=args.smoke, seed=args.seed, kernel=kernel))
+                    print(f"    {runs[-1]['seconds']:.1f} s" + (f", FAILED: {runs[-1]['error']}"
+                                                               if runs[-1]["error"] else ""), flush=True)
         except KeyboardInterrupt:
             done = ", ".join(r["notebook"] for r in runs) or "none"
             print(f"\ninterrupted: {len(runs)} of {len(chosen)} notebooks finished ({done}); "

@@ -158,6 +158,19 @@ def test_runs_into_one_folder_do_not_corrupt_each_other(tmp_path):
     assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["01_slow.html", "01_slow.ipynb", "01_slow.json"]
 
 
+def _run_until_02_is_stuck(nbs: Path, out: Path, *args: str) -> subprocess.Popen:
+    """Start `nclab run --smoke` in its own session; return once 01_quick is done and 02_stuck is running."""
+    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "run", "--smoke", *args, "--out", str(out)],
+                            env=_env(nbs), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while not (out / "01_quick.json").exists() or not list(out.glob(".02_stuck*")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(3)
+    return proc
+
+
 def test_ctrl_c_prints_what_finished_exits_130_and_keeps_old_files(tmp_path):
     (tmp_path / "nbs").mkdir()
     _tiny_notebook(tmp_path / "nbs" / "01_quick.ipynb", CLAIM)
@@ -168,14 +181,7 @@ def test_ctrl_c_prints_what_finished_exits_130_and_keeps_old_files(tmp_path):
     old = {name: f"old {name}" for name in ("02_stuck.ipynb", "02_stuck.html", "02_stuck.json")}
     for name, text in old.items():
         (out / name).write_text(text)
-    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "run", "--smoke", "--out", str(out)],
-                            env=_env(tmp_path / "nbs"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.time() + 240
-    while not (out / "01_quick.json").exists() or not list(out.glob(".02_stuck*")):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.2)
-    time.sleep(3)
+    proc = _run_until_02_is_stuck(tmp_path / "nbs", out)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
@@ -228,14 +234,7 @@ def test_ctrl_c_sent_to_nclab_alone_reaches_the_running_notebooks(tmp_path):
     _tiny_notebook(tmp_path / "nbs" / "01_quick.ipynb", CLAIM)
     _tiny_notebook(tmp_path / "nbs" / "02_stuck.ipynb", "import time\ntime.sleep(300)\n" + CLAIM)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "nclab.cli", "run", "--smoke", "--jobs", "2", "--out", str(out)],
-                            env=_env(tmp_path / "nbs"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.time() + 240
-    while not (out / "01_quick.json").exists() or not list(out.glob(".02_stuck*")):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.2)
-    time.sleep(3)
+    proc = _run_until_02_is_stuck(tmp_path / "nbs", out, "--jobs", "2")
     os.kill(proc.pid, signal.SIGINT)  # `kill -INT`: only nclab itself, not its workers or kernels
     stdout, stderr = proc.communicate(timeout=120)  # the workers get it after nclab.runs.GRACE seconds
     assert proc.returncode == 130, stdout + stderr
