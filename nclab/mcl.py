@@ -224,7 +224,11 @@ def _windowed_sequence(model, seq, i, sched, ts, delta, div, threshold, short, o
         return
     lengths = np.array(sorted(set(sched) | {seq.size}))
     in_sched = np.isin(lengths, sched)
-    Wp = model.window_probs(seq, lengths.tolist())[:, ts - 1]  # L×|ts|×V; last row: the full context
+    if hasattr(model, "block_probs"):
+        Wp, calls = _early_windows(model, np.asarray(seq), ts, lengths, in_sched, delta, div, threshold, short)
+    else:
+        Wp = model.window_probs(seq, lengths.tolist())[:, ts - 1]  # L×|ts|×V; last row: the full context
+        calls = model.window_calls(seq.size) if hasattr(model, "window_calls") else 1
     full = Wp[-1]
     L, n_t, V = Wp.shape
     top2 = np.sort(Wp, axis=-1)[..., -2:]
@@ -247,13 +251,49 @@ def _windowed_sequence(model, seq, i, sched, ts, delta, div, threshold, short, o
     idx = np.where(has_short, idx, np.argmax(shorter, 0))  # none ≤ short: the first row (as score_from_probs)
     idx = np.where(~shorter.any(0) & ~(ts <= short), L - 1, idx)
     score = d[idx, np.arange(n_t)]
-    calls = model.window_calls(seq.size) if hasattr(model, "window_calls") else 1
     out["forwards"].extend([calls] + [0] * (n_t - 1))
     out["mcl"].extend(mcl.tolist())
     out["damcl"].extend(damcl.tolist())
     out["score"].extend(score.tolist())
     out["seq"].extend([i] * n_t)
     out["pos"].extend(ts.tolist())
+
+
+def _early_windows(model, seq, ts, lengths, in_sched, delta, div, threshold, short) -> tuple[np.ndarray, int]:
+    """The L×|ts|×V array ``_windowed_sequence`` reads, for every entry its rules can depend on, with early stopping
+    as in the naive loop: blocks of starts from the last down give each position its windows in increasing length;
+    a block runs only up to the last position whose MCL, DaMCL or score row is still open. Entries never computed
+    (lengths past both answers) hold the full-context distribution. Returns (array, forward calls)."""
+    T, q, n_t, delta = seq.size, ts - 1, ts.size, real("delta", delta, 0.0, 1.0)
+    full = model.block_probs(seq, 0, 1, T)[0][q]  # |ts|×V: p(· | the whole prefix)
+    Wp = np.repeat(full[None], lengths.size, 0)
+    row_of = np.full(T + 1, -1)
+    row_of[lengths[lengths <= T]] = np.flatnonzero(lengths <= T)
+    target = seq[ts]
+
+    def qualifies(P, tgt):  # top-1 is the target with top1 − top2 ≥ δ
+        top2 = np.sort(P, axis=-1)[..., -2:]
+        return (P.argmax(-1) == tgt) & (top2[..., 1] - top2[..., 0] >= delta)
+
+    found_mcl, found_dam = ~qualifies(full, target), np.zeros(n_t, bool)  # excluded positions need no MCL
+    sched_lengths = lengths[in_sched]
+    score_len = np.minimum(ts, max(short, sched_lengths.min() if sched_lengths.size else 1))  # score row covered
+    covered, calls, block = np.zeros(n_t, int), 1, model.window_block
+    for c in reversed(range(0, T, block)):
+        open_ = (q >= c) & ~(found_mcl & found_dam & (covered >= score_len))
+        if not open_.any():
+            continue
+        qmax, rows = int(q[open_].max()), np.arange(c, min(T, c + block))
+        P = model.block_probs(seq, c, rows[-1] + 1, qmax + 1)
+        ell = q[None, :] - rows[:, None] + 1  # window length of (start, position)
+        r, j = np.nonzero(open_[None, :] & (ell >= 1) & (ell < ts[None, :]) & (row_of[np.clip(ell, 0, T)] >= 0))
+        Wp[row_of[ell[r, j]], j] = new = P[r, q[j] - c]
+        use = in_sched[row_of[ell[r, j]]]
+        np.logical_or.at(found_mcl, j[use], qualifies(new[use], target[j[use]]))
+        np.logical_or.at(found_dam, j[use], divergence(new[use], full[j[use]], div) <= threshold)
+        covered[open_] = q[open_] - c + 1
+        calls += 1
+    return Wp, calls
 
 
 # ---------------------------------------------------------------- boosted decoding

@@ -93,16 +93,23 @@ class TinyTransformer(nn.Module):
         padding mask in every layer, positions unchanged), so its output at q is p(token q+1 | tokens s..q),
         the truncation of length q − s + 1. Rows s ∈ [c, c + block) only need positions ≥ c, so each block of rows
         runs on the suffix from c (absolute positions kept): ≈ T²/2 tokens instead of T². Returns L×T×V."""
-        seq = torch.as_tensor(np.asarray(seq), dtype=torch.long)
-        T = seq.numel()
+        T = np.asarray(seq).size
         probs = torch.zeros(T, T, self.V, dtype=torch.float64)  # T(start)×T(position)×V; position < start unused
         block = self.window_block if block is None else integer("block", block, 1)
         for c in range(0, T, block):
-            rows, k = torch.arange(c, min(T, c + block)), torch.arange(c, T)
-            mask = k[None, :] >= rows[:, None]  # row s: positions ≥ s visible
-            logits = self(seq[c:][None].expand(rows.numel(), T - c), mask, offset=c)
-            probs[rows[0]:rows[-1] + 1, c:] = torch.softmax(logits.double(), -1)
+            probs[c:min(T, c + block), c:] = torch.from_numpy(self.block_probs(seq, c, min(T, c + block), T))
         return _select_windows(probs, lengths)
+
+    @torch.no_grad()
+    def block_probs(self, seq, c: int, stop_row: int, stop_pos: int) -> np.ndarray:
+        """p(token q+1 | tokens s..q) for starts s ∈ [c, stop_row) and positions q ∈ [c, stop_pos) in one forward of
+        the suffix c … stop_pos − 1 (absolute positions kept; row s hides the keys before s): rows × positions × V,
+        undefined where q < s."""
+        seq = torch.as_tensor(np.asarray(seq), dtype=torch.long)
+        rows, k = torch.arange(c, stop_row), torch.arange(c, stop_pos)
+        mask = k[None, :] >= rows[:, None]  # row s: positions ≥ s visible
+        logits = self(seq[c:stop_pos][None].expand(rows.numel(), stop_pos - c), mask, offset=c)
+        return torch.softmax(logits.double(), -1).numpy()
 
 
 def _select_windows(probs: torch.Tensor, lengths) -> np.ndarray:

@@ -89,8 +89,9 @@ def test_batched_and_naive_agree_exactly_and_use_fewer_forwards():
         a = analyze(model, X[:3], range(1, 32), start=4)
         b = analyze(model, X[:3], range(1, 32), start=4, naive=True)
         assert np.array_equal(a["mcl"], b["mcl"])
-        calls = model.window_calls(X.shape[1]) if hasattr(model, "window_calls") else 1
-        assert a["forwards"].sum() == 3 * calls < b["forwards"].sum()
+        # the oracle: one window_probs call per sequence; the transformer: the full context + the blocks it needed
+        calls = model.window_calls(X.shape[1]) + 1 if hasattr(model, "block_probs") else 1
+        assert 3 <= a["forwards"].sum() <= 3 * calls and a["forwards"].sum() < b["forwards"].sum()
 
 
 def test_window_probs_equal_per_position_truncation():

@@ -31,7 +31,7 @@ def test_windowed_analysis_equals_per_position_analysis(kw):
         for key in ("mcl", "damcl", "seq", "pos"):
             np.testing.assert_array_equal(a[key], b[key])
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
-        assert a["forwards"].sum() == len(X) * model.window_calls(X.shape[1]) < b["forwards"].sum()
+        assert len(X) < a["forwards"].sum() <= len(X) * (model.window_calls(X.shape[1]) + 1) < b["forwards"].sum()
 
 
 def test_windowed_probability_cache_equals_per_position_forwards():
