@@ -120,6 +120,12 @@ def position_probs(model, prefix, schedule) -> tuple[np.ndarray, list[int]]:
     return np.asarray(model.next_token_probs(tokens, mask)), lengths
 
 
+def _qualifies(P, target, delta: float) -> np.ndarray:
+    """Rows of P (…×V) whose top-1 is ``target`` (broadcast over the leading axes) with top1 − top2 ≥ δ."""
+    top2 = np.sort(P, axis=-1)[..., -2:]
+    return (P.argmax(-1) == target) & (top2[..., 1] - top2[..., 0] >= delta)
+
+
 def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
     """Smallest length whose top-1 is ``target`` with top1 − top2 ≥ δ; None unless the full context
     (last row) itself qualifies."""
@@ -128,8 +134,7 @@ def mcl_from_probs(P, lengths, target: int, delta: float = 0.2) -> int | None:
     if P.shape[0] != len(lengths) or P.shape[1] < 2:
         raise ValueError(f"P has shape {P.shape}: expected one row per length ({len(lengths)}) × V >= 2 words")
     target = integer("target", target, 0, P.shape[1] - 1)
-    top2 = np.sort(P, axis=1)[:, -2:]
-    ok = (P.argmax(1) == target) & (top2[:, 1] - top2[:, 0] >= delta)
+    ok = _qualifies(P, target, delta)
     return next((ell for ell, good in zip(lengths, ok, strict=True) if good), None) if ok[-1] else None
 
 
@@ -231,9 +236,7 @@ def _windowed_sequence(model, seq, i, sched, ts, delta, div, threshold, short, o
         calls = model.window_calls(seq.size) if hasattr(model, "window_calls") else 1
     full = Wp[-1]
     L, n_t, V = Wp.shape
-    top2 = np.sort(Wp, axis=-1)[..., -2:]
-    target = np.asarray(seq)[ts]
-    good = (Wp.argmax(-1) == target[None, :]) & (top2[..., 1] - top2[..., 0] >= real("delta", delta, 0.0, 1.0))
+    good = _qualifies(Wp, np.asarray(seq)[ts][None, :], real("delta", delta, 0.0, 1.0))
     d = divergence(Wp.reshape(-1, V), np.broadcast_to(full, Wp.shape).reshape(-1, V), div).reshape(L, n_t)
     shorter = in_sched[:, None] & (lengths[:, None] < ts[None, :])  # the rows a position may use, full last
     big = np.iinfo(np.int64).max
@@ -270,12 +273,7 @@ def _early_windows(model, seq, ts, lengths, in_sched, delta, div, threshold, sho
     row_of = np.full(T + 1, -1)
     row_of[lengths[lengths <= T]] = np.flatnonzero(lengths <= T)
     target = seq[ts]
-
-    def qualifies(P, tgt):  # top-1 is the target with top1 − top2 ≥ δ
-        top2 = np.sort(P, axis=-1)[..., -2:]
-        return (P.argmax(-1) == tgt) & (top2[..., 1] - top2[..., 0] >= delta)
-
-    found_mcl, found_dam = ~qualifies(full, target), np.zeros(n_t, bool)  # excluded positions need no MCL
+    found_mcl, found_dam = ~_qualifies(full, target, delta), np.zeros(n_t, bool)  # excluded positions need no MCL
     sched_lengths = lengths[in_sched]
     score_len = np.minimum(ts, max(short, sched_lengths.min() if sched_lengths.size else 1))  # score row covered
     covered, calls, block = np.zeros(n_t, int), 1, model.window_block
@@ -289,7 +287,7 @@ def _early_windows(model, seq, ts, lengths, in_sched, delta, div, threshold, sho
         r, j = np.nonzero(open_[None, :] & (ell >= 1) & (ell < ts[None, :]) & (row_of[np.clip(ell, 0, T)] >= 0))
         Wp[row_of[ell[r, j]], j] = new = P[r, q[j] - c]
         use = in_sched[row_of[ell[r, j]]]
-        np.logical_or.at(found_mcl, j[use], qualifies(new[use], target[j[use]]))
+        np.logical_or.at(found_mcl, j[use], _qualifies(new[use], target[j[use]], delta))
         np.logical_or.at(found_dam, j[use], divergence(new[use], full[j[use]], div) <= threshold)
         covered[open_] = q[open_] - c + 1
         calls += 1
