@@ -240,19 +240,32 @@ class GroupedMargins:
         self.Sd = 1 / (self.kg * np.sqrt(self.ng))
         self.inner = self.kg - 1
         self.logits = GroupedCE.logits.__get__(self)
+        self.cr, self.rn = self.c * self.r, 1 / np.sqrt(self.ng)
+        self.B = self.r[:, None] * self.c[None, :] * self.S  # r_g c_h A_gh = B_gh X̃_gh off the diagonal
+        self.B[np.diag_indices(G)] = 0.0
+
+    def raw_margins(self, Xt, e):
+        """m_gh for every pair of groups (also where N_gh = 0), in one pass: cr_h d_h − B_gh X̃_gh off the diagonal
+        (d_h = (X̃_hh − e_h)/(k_h√n_h) + e_h/√n_h), cr_h e_h/√n_h on it."""
+        d = (np.diag(Xt) - e) * self.Sd + e * self.rn
+        m = (self.cr * d)[None, :] - self.B * Xt
+        m[np.diag_indices(self.G)] = self.cr * e * self.rn
+        return m
 
     def margins(self, Xt, e):
-        d, A = self.logits(Xt, e)
-        return np.where(self.mask, self.c[None, :] * ((self.r * d)[None, :] - self.r[:, None] * A), np.inf)
+        return np.where(self.mask, self.raw_margins(Xt, e), np.inf)
+
+    def weighted_adjoint(self, Na):
+        """∂/∂(X̃, e) of Σ_gh Na_gh m_gh for weights Na that vanish where N_gh = 0."""
+        diag = np.diag(Na).copy()
+        col = Na.sum(0) - diag
+        gX = -Na * self.B
+        gX[np.diag_indices(self.G)] = self.cr * self.Sd * col
+        return gX, self.cr * ((self.rn - self.Sd) * col + diag * self.rn)
 
     def adjoint(self, alpha):
         """∂/∂(X̃, e) of Σ_gh N_gh α_gh m_gh: the reduced form of A*(α) (per class pair multipliers α_gh)."""
-        Na = np.where(self.mask, self.N * alpha, 0.0)
-        gd = self.c * self.r * Na.sum(0)
-        gA = -Na * self.r[:, None] * self.c[None, :]
-        gX = gA * self.S
-        gX[np.diag_indices(self.G)] = (np.diag(gA) + gd) * self.Sd
-        return gX, (self.inner * gd - np.diag(gA)) * self.Sd
+        return self.weighted_adjoint(np.where(self.mask, self.N * alpha, 0.0))
 
     def op_norm(self, gX, ge):
         """‖·‖_op of the invariant k×k matrix with reduced form (gX, ge)."""
@@ -295,31 +308,19 @@ def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
         a, b = z[2 * G * G:2 * G * G + G], z[2 * G * G + G:]
         return W, H, a, b, W @ H.T, a * b / div
 
-    # m = cr·d (column) − B∘X̃ off the diagonal, m_hh = cr e_h/√n_h: the margins of ``g.margins`` without temporaries
-    cr, rn, GG = g.c * g.r, 1 / np.sqrt(g.ng), G * G
-    B = g.c[None, :] * g.r[:, None] * g.S
-    B[np.diag_indices(G)] = 0.0
-    lag = {}
+    GG, lag = G * G, {}
 
     def aug(z):
-        W, H = z[:GG].reshape(G, G), z[GG:2 * GG].reshape(G, G)
-        a, b = z[2 * GG:2 * GG + G], z[2 * GG + G:]
-        Xt, e = W @ H.T, a * b / div
-        d = (np.diag(Xt) - e) * g.Sd + e * rn
-        m = (cr * d)[None, :] - B * Xt
-        m[np.diag_indices(G)] = cr * e * rn
-        hat = np.maximum(lag["mu+rho"] - rho * m, 0.0)
+        W, H, a, b, Xt, e = point(z)
+        hat = np.maximum(lag["mu+rho"] - rho * g.raw_margins(Xt, e), 0.0)
         Na = g.N * hat  # N = 0 where no constraint
         value = 0.5 * (z @ z) + (float(np.sum(Na * hat)) - lag["N mu²"]) / (2 * rho)
-        diag = np.diag(Na).copy()
-        col = Na.sum(0) - diag
-        gX = Na * B
-        gX[np.diag_indices(G)] = -cr * g.Sd * col
-        gs = -cr * ((rn - g.Sd) * col + diag * rn) / div * active
-        grad = np.empty_like(z)
-        np.add(gX @ H, W, out=grad[:GG].reshape(G, G))
-        np.add(gX.T @ W, H, out=grad[GG:2 * GG].reshape(G, G))
-        grad[2 * GG:2 * GG + G], grad[2 * GG + G:] = gs * b + a, gs * a + b
+        gX, ge = g.weighted_adjoint(Na)
+        gs = ge / div * active
+        grad = np.empty_like(z)  # ∇ of ½‖z‖² − Σ Na m, written in place
+        np.subtract(W, gX @ H, out=grad[:GG].reshape(G, G))
+        np.subtract(H, gX.T @ W, out=grad[GG:2 * GG].reshape(G, G))
+        grad[2 * GG:2 * GG + G], grad[2 * GG + G:] = a - gs * b, b - gs * a
         return value, grad
 
     best, viol_prev, stall = None, np.inf, 0

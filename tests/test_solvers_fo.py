@@ -171,3 +171,21 @@ def test_margin_not_certified_raises_and_auto(monkeypatch):
     with pytest.raises(RuntimeError, match="duality gap"):
         nuclear_svm(SVM_SIZES[0], method="first-order")
     assert cs_svm(s, s ** 0.25, "ldt").info["method"] == "reduced"  # "auto" falls back
+
+
+def test_grouped_margins_match_their_definition_and_adjoint():
+    from nclab.solvers_fo import GroupedMargins
+
+    rng = np.random.default_rng(3)
+    sizes = np.array([40, 40, 12, 5, 5, 5, 1])
+    g = GroupedMargins(sizes, sizes ** 0.25, np.ones(sizes.size))
+    Xt, e = rng.normal(size=(g.G, g.G)), rng.normal(size=g.G)
+    d, A = g.logits(Xt, e)  # m_gh = c_h (r_h d_h − r_g A_gh) on the class pairs that exist
+    want = g.c[None, :] * ((g.r * d)[None, :] - g.r[:, None] * A)
+    np.testing.assert_allclose(g.margins(Xt, e)[g.mask], want[g.mask], rtol=1e-12, atol=1e-12)
+    assert np.all(np.isinf(g.margins(Xt, e)[~g.mask]))
+    # the margins are linear in (X̃, e): Σ N α m(X̃, e) = ⟨gX, X̃⟩ + ⟨ge, e⟩ for (gX, ge) = adjoint(α)
+    alpha = rng.uniform(size=(g.G, g.G))
+    gX, ge = g.adjoint(alpha)
+    lhs = float(np.sum(g.N * alpha * np.where(g.mask, g.margins(Xt, e), 0.0)))
+    assert lhs == pytest.approx(float(np.sum(gX * Xt) + ge @ e), rel=1e-12)
