@@ -201,15 +201,15 @@ def scl_gram_samples(y, tau: float, relu: bool = True) -> tuple[np.ndarray, floa
 
 
 _NTP_METHODS = {"max_margin": ("auto", "cvxpy", "reduced", "admm"),
-                "regularized": ("auto", "cvxpy", "reduced", "fista")}
+                "regularized": ("auto", "cvxpy", "reduced", "fista", "anderson")}
 
 
 def _ntp_method(method, kind: str) -> str:
     allowed = _NTP_METHODS[kind]
     if method not in allowed:
         raise ValueError(f"method={method!r} is not allowed: use one of {allowed} ('cvxpy': the V×m program, the "
-                         "reference; 'reduced': cvxpy on the symmetry-reduced program; the third: a first-order "
-                         "method on it; 'auto': 'reduced' when it is small, else the first-order method)")
+                         "reference; 'reduced': cvxpy on the symmetry-reduced program; the others: first-order "
+                         "methods on it; 'auto': 'reduced' when it is small, else a first-order method)")
     return method
 
 
@@ -231,9 +231,10 @@ def ntp_max_margin(S, method: str = "auto") -> np.ndarray:
 def ntp_regularized_optimum(P, pi, lam: float, method: str = "auto") -> np.ndarray:
     """Exact min_L Σ_j π_j Σ_z p_j(z)(−log softmax(ℓ_j)_z) + λ‖L‖_* (the NTP-UFM with ridge λ/2, d ≥ rank).
     ``method``: "auto" reduces to one column per distinct (p_j, π_j) and one row per distinct row of P, then
-    solves with cvxpy when small, else by FISTA with singular-value thresholding (stopped at a relative
-    prox-gradient residual of 1e-8; RuntimeError if it does not get there); "cvxpy" solves the V×m program
-    (the reference); "reduced" / "fista" force one of the two."""
+    solves with cvxpy when small, else by Anderson-accelerated prox-gradient with singular-value thresholding
+    (stopped at a relative prox-gradient residual of 1e-8; RuntimeError if it does not get there); "cvxpy"
+    solves the V×m program (the reference); "reduced" / "anderson" force one of the two, "fista" solves the
+    reduced program by adaptive FISTA instead (same stop rule)."""
     from nclab.labels import validate_distributions
 
     P, pi = validate_distributions(P, pi)

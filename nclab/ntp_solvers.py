@@ -126,9 +126,10 @@ def _margin_admm(S, r, c, tol, max_iter) -> np.ndarray:
 def regularized(P: np.ndarray, pi: np.ndarray, lam: float, method: str, tol: float = 1e-8,
                 max_iter: int = 100_000) -> np.ndarray:
     """min_L Σ_j π_j [lse(ℓ_j) − p_jᵀℓ_j] + λ‖L‖_*; ``method``: "cvxpy" (the V×m program), "reduced" (cvxpy on
-    the reduced program), "fista" (FISTA on the reduced program), "auto" (small: cvxpy polished by FISTA to a
-    relative residual ``POLISH``; else the reduced program when small, else FISTA). FISTA reaches the optimum at
-    small λ where the interior-point answer is off by a few % (λ = 1e-7)."""
+    the reduced program), "fista" (adaptive FISTA on the reduced program), "anderson" (Anderson-accelerated
+    prox-gradient on it), "auto" (small: cvxpy polished by FISTA to a relative residual ``POLISH``; else the
+    reduced program when small, else Anderson). The first-order methods reach the optimum at small λ where the
+    interior-point answer is off by a few % (λ = 1e-7)."""
     if method == "auto" and sum(P.shape) <= SMALL:  # small: interior point, then polished by FISTA from there
         ones_r, ones_c = np.ones(P.shape[0]), np.ones(P.shape[1])
         X = _regularized_cvxpy(P, pi, lam, ones_r, ones_c)
@@ -143,11 +144,11 @@ def regularized(P: np.ndarray, pi: np.ndarray, lam: float, method: str, tol: flo
     ri, rfirst, r = classes(Pc, 0)
     Pr, pir = Pc[rfirst], pi[cfirst]
     if method == "auto":
-        method = "reduced" if Pr.shape[0] + Pr.shape[1] <= SMALL else "fista"
+        method = "reduced" if Pr.shape[0] + Pr.shape[1] <= SMALL else "anderson"
     if method == "reduced":
         X = _regularized_cvxpy(Pr, pir, lam, r, c)
     else:
-        X = _regularized_fista(Pr, pir, lam, r, c, tol, max_iter)
+        X = _regularized_first_order(Pr, pir, lam, r, c, tol, max_iter, method)
     return X[ri][:, ci]
 
 
@@ -167,36 +168,97 @@ class _CE:
 
     def __init__(self, P, pi, r, c):
         self.w = np.sqrt(np.outer(r, c))
+        self.winv = 1 / self.w
         self.logr = np.log(r)[:, None]
-        self.rp = r[:, None] * P
         self.cpi = c * pi
+        self.K = r[:, None] * P * self.cpi * self.winv  # ∇ of the linear term: Σ c π r p x = ⟨K, Y⟩
         self.pi_max = float(pi.max())  # the CE Hessian is ⪯ (max π / 2) I in the coordinates Y
 
     def __call__(self, Y, grad: bool = True):
-        Z = Y / self.w + self.logr
+        Z = Y * self.winv
+        Z += self.logr
         top = Z.max(0)
-        E = np.exp(Z - top)
+        Z -= top
+        E = np.exp(Z, out=Z)
         tot = E.sum(0)
-        value = float(self.cpi @ (np.log(tot) + top - (self.rp * (Z - self.logr)).sum(0)))
+        value = float(self.cpi @ (np.log(tot) + top)) - float(np.vdot(self.K, Y))
         if not grad:
             return value
-        return value, (E / tot - self.rp) * self.cpi / self.w
+        E *= self.cpi / tot
+        E *= self.winv
+        E -= self.K
+        return value, E
 
 
-def _regularized_fista(P, pi, lam, r, c, tol, max_iter) -> np.ndarray:
-    """Adaptive-step FISTA on the reduced program from X = 0, to a prox-gradient residual ≤ tol · ‖∇f(0)‖_F
-    (m = 1000 × V = 200, 300 patterns, λ = 1e-4: 1,860 iterations, 14 s, vs 3,618 and 31 s at the fixed step
-    1/L_f). (Warm starts along a continuation path λ₀/10^k ↓ λ were tried: they took more iterations, not fewer.)"""
+def _regularized_first_order(P, pi, lam, r, c, tol, max_iter, method) -> np.ndarray:
+    """``_anderson`` or ``_fista_adaptive`` (``method`` "anderson" / "fista") on the reduced program from X = 0, to
+    a prox-gradient residual ≤ tol · ‖∇f(0)‖_F. (Warm starts along a continuation path λ₀/10^k ↓ λ, or from the
+    max-margin direction, were tried: they took more iterations, not fewer.)"""
     f = _CE(P, pi, r, c)
     X = np.zeros(P.shape)
-    return _fista_adaptive(f, lam, X, tol * np.linalg.norm(f(X)[1]), max_iter)[0] / f.w
+    solver = _anderson if method == "anderson" else _fista_adaptive
+    return solver(f, lam, X, tol * np.linalg.norm(f(X)[1]), max_iter)[0] / f.w
+
+
+def _anderson(f: _CE, lam: float, X: np.ndarray, tol: float, max_iter: int,
+              memory: int = 5) -> tuple[np.ndarray, int]:
+    """Safeguarded Anderson acceleration (type II) of the prox-gradient map T(x) = prox_{tλ‖·‖_*}(x − t∇f(x)),
+    t = 1/L_f: with residuals r = T(x) − x, the next point is y = T(x_k) − Σ γ_i (Δx_i + Δr_i), γ = argmin
+    ‖r_k − Σ γ_i Δr_i‖ over the last ``memory`` differences. y is kept when F(T(y)) ≤ F(T(x_k)) (F = f + λ‖·‖_*),
+    else the plain step x ← T(x_k) (a descent step at t = 1/L_f) is taken and the memory cleared. Stops at the
+    prox-gradient residual ‖T(x) − x‖/t ≤ tol like ``_fista`` and returns (T(x), iterations); raises at max_iter.
+    (m = 1000 × V = 200, 300 patterns, λ = 1e-4: ≈ 850 iterations vs ≈ 1,860 for ``_fista_adaptive``.)"""
+    t = 2.0 / max(f.pi_max, 1e-300)
+
+    def T(x):
+        prox, kept = svt(x - t * f(x)[1], t * lam)
+        return prox, f(prox, grad=False) + lam * float(kept.sum())
+
+    n = X.size
+    DR, DXR, gram = np.empty((memory, n)), np.empty((memory, n)), np.empty((memory, memory))
+    b = np.empty(memory)  # b = DR rᵀ for the current residual r, kept up to date from the Gram columns
+    x, (gx, Fx), used, slot, res = X, T(X), 0, 0, np.inf
+    rx = gx - x
+    for it in range(max_iter):
+        res = np.linalg.norm(rx) / t
+        if res <= tol:
+            return gx, it + 1
+        y = gx
+        if used:
+            h = gram[:used, :used]
+            try:
+                gamma = np.linalg.solve(h + 1e-12 * np.trace(h) / used * np.eye(used), b[:used])
+                y = gx - (gamma @ DXR[:used]).reshape(gx.shape)
+            except np.linalg.LinAlgError:
+                used = 0
+        gy, Fy = T(y) if used else (None, np.inf)
+        if Fy <= Fx:
+            y_new, g_new, F_new = y, gy, Fy
+        else:  # plain prox-gradient step from T(x_k); restart the memory
+            y_new = gx
+            (g_new, F_new), used, slot = T(gx), 0, 0
+        r_new = g_new - y_new
+        dr = np.subtract(r_new, rx).ravel()
+        DR[slot] = dr
+        np.subtract(y_new, x, out=DXR[slot].reshape(x.shape))
+        DXR[slot] += dr
+        used = min(used + 1, memory)
+        col = DR[:used] @ dr
+        gram[slot, :used] = gram[:used, slot] = col
+        b[:used] += col  # DR r_new = DR (r + dr); the new row's entry is set next
+        b[slot] = dr @ r_new.ravel()
+        slot = (slot + 1) % memory
+        x, gx, rx, Fx = y_new, g_new, r_new, F_new
+    raise RuntimeError(f"ntp_regularized_optimum (Anderson): no convergence at λ={lam:g} within the iteration "
+                       f"budget (prox-gradient residual {res:.1e} > {tol:.1e}); use method='cvxpy'")
 
 
 def _fista_adaptive(f: _CE, lam: float, X: np.ndarray, tol: float, max_iter: int,
                     grow: float = 1.1) -> tuple[np.ndarray, int]:
     """FISTA with backtracking that may also lengthen the step (Scheinberg–Goldfarb–Bai 2014): each iteration
     tries t·``grow``, halves it (never below 1/L_f) until f(x⁺) ≤ f(y) + ⟨∇f(y), x⁺ − y⟩ + ‖x⁺ − y‖²/2t, with
-    θ updated for the step ratio, and gradient restarts. The stop rule and budget are ``_fista``'s (strict)."""
+    θ updated for the step ratio, and gradient restarts. The stop rule and budget are ``_fista``'s (strict).
+    (m = 1000 × V = 200, 300 patterns, λ = 1e-4: 1,860 iterations vs 3,618 at the fixed step 1/L_f.)"""
     t_min = 2.0 / max(f.pi_max, 1e-300)
     t, theta, X_prev, res = t_min, 1.0, X, np.inf
     for it in range(max_iter):

@@ -2,7 +2,7 @@
 
 Tolerances: the reference stops at a CLARABEL duality gap of 1e-10, so its minimizer is accurate to about
 √1e-10 = 1e-5 (relative); ADMM stops at relative residuals 1e-9 and FISTA at a relative prox-gradient residual
-of 1e-8, both far tighter. Comparisons therefore use 1e-5 (max-margin, whose optimum is well conditioned) and
+of 1e-8 (FISTA and Anderson alike), both far tighter. Comparisons therefore use 1e-5 (max-margin, whose optimum is well conditioned) and
 1e-4 (regularized, λ ≥ 1e-4: measured agreement ≤ 3e-5); a perturbed input moves the answer by ≫ 1e-2.
 """
 
@@ -13,6 +13,8 @@ from scipy.optimize import minimize_scalar
 from nclab import ntp_solvers as ns
 from nclab.convex import ntp_max_margin, ntp_regularized_optimum
 from nclab.ntp import NTPData, synthetic
+
+FIRST_ORDER = ("fista", "anderson")
 
 
 def _nuc(L):
@@ -57,11 +59,11 @@ def test_max_margin_admm_fails_for_a_perturbed_support():
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("lam", [1e-2, 1e-3, 1e-4])
-def test_regularized_fista_matches_the_cvxpy_program(seed, lam):
+def test_regularized_first_order_matches_the_cvxpy_program(seed, lam):
     data = _instance(seed, sizes=(1, 2 + seed))
     ref = ntp_regularized_optimum(data.P, data.pi, lam, method="cvxpy")
-    L = ntp_regularized_optimum(data.P, data.pi, lam, method="fista")
-    assert _rel(L, ref) < 1e-4
+    for method in FIRST_ORDER:
+        assert _rel(ntp_regularized_optimum(data.P, data.pi, lam, method=method), ref) < 1e-4, method
     assert _rel(ntp_regularized_optimum(data.P, data.pi, lam, method="reduced"), ref) < 1e-4
 
 
@@ -75,10 +77,11 @@ def _duality_gap(L, P, pi, lam):
     return primal - pi @ -(np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0)).sum(0)
 
 
+@pytest.mark.parametrize("method", FIRST_ORDER)
 @pytest.mark.parametrize("lam", [1e-3, 1e-7])
-def test_regularized_fista_is_optimal_by_its_duality_gap(lam):
+def test_regularized_first_order_is_optimal_by_its_duality_gap(lam, method):
     data = synthetic(20, 10, 7, (1, 3), (1, 4), seed=0)
-    L = ntp_regularized_optimum(data.P, data.pi, lam, method="fista")
+    L = ntp_regularized_optimum(data.P, data.pi, lam, method=method)
     gap = _duality_gap(L, data.P, data.pi, lam)
     assert 0 <= gap < 1e-6 * _duality_gap(np.zeros_like(L), data.P, data.pi, lam)  # relative to the gap at 0
     assert _duality_gap(L * 1.01, data.P, data.pi, lam) > 10 * gap  # a perturbed answer is not certified
@@ -98,19 +101,21 @@ def test_auto_polishes_the_interior_point_answer_at_small_lambda():
     assert np.linalg.norm(auto - tight) < 0.5 * np.linalg.norm(ref - tight)
 
 
-def test_regularized_fista_fails_for_perturbed_frequencies():
+@pytest.mark.parametrize("method", FIRST_ORDER)
+def test_regularized_first_order_fails_for_perturbed_frequencies(method):
     data = _instance(5)
     ref = ntp_regularized_optimum(data.P, data.pi, 1e-3, method="cvxpy")
     pi = data.pi.copy()
     pi[[0, 1]] = pi[[1, 0]] if pi[0] != pi[1] else (pi[0] * 1.5, pi[1] * 0.5)
-    assert _rel(ntp_regularized_optimum(data.P, pi, 1e-3, method="fista"), ref) > 1e-2
+    assert _rel(ntp_regularized_optimum(data.P, pi, 1e-3, method=method), ref) > 1e-2
 
 
-def test_fista_above_the_zero_threshold_is_zero_and_non_convergence_raises():
+def test_first_order_above_the_zero_threshold_is_zero_and_non_convergence_raises():
     data = _instance(6)
-    assert not np.any(ntp_regularized_optimum(data.P, data.pi, 10.0, method="fista"))
-    with pytest.raises(RuntimeError, match="FISTA.*no convergence"):
-        ns.regularized(data.P, data.pi, 1e-5, "fista", max_iter=5)
+    for method, name in zip(FIRST_ORDER, ("FISTA", "Anderson"), strict=True):
+        assert not np.any(ntp_regularized_optimum(data.P, data.pi, 10.0, method=method))
+        with pytest.raises(RuntimeError, match=f"{name}.*no convergence"):
+            ns.regularized(data.P, data.pi, 1e-5, method, max_iter=5)
     with pytest.raises(RuntimeError, match="ADMM.*no convergence"):
         ns.max_margin(data.S, "admm", max_iter=3)
 
@@ -154,3 +159,27 @@ def test_adaptive_step_fista_reaches_the_fixed_step_answer_in_fewer_iterations()
     assert _rel(X_adapt, X_fixed) < 1e-5 and it_adapt < 0.9 * it_fixed
     with pytest.raises(RuntimeError, match="no convergence"):
         ns._fista_adaptive(f, 1e-4, np.zeros((30, 80)), tol, 20)
+
+
+def test_anderson_reaches_the_fista_answer_in_fewer_iterations_and_never_goes_uphill(monkeypatch):
+    data = synthetic(80, 30, 20, (1, 5), seed=0)
+    f = ns._CE(data.P, data.pi, np.ones(30), np.ones(80))
+    tol = 1e-8 * np.linalg.norm(f(np.zeros((30, 80)))[1])
+    X_fista, it_fista = ns._fista_adaptive(f, 1e-4, np.zeros((30, 80)), tol, 100_000)
+    seen = []  # objective at every prox point Anderson evaluates (a candidate is kept only if it is not uphill)
+    svt = ns.svt
+
+    def recording_svt(Y, tau):
+        out = svt(Y, tau)
+        seen.append(out[0])
+        return out
+
+    monkeypatch.setattr(ns, "svt", recording_svt)
+    X_aa, it_aa = ns._anderson(f, 1e-4, np.zeros((30, 80)), tol, 100_000)
+    monkeypatch.undo()
+    assert _rel(X_aa, X_fista) < 1e-5 and it_aa < 0.9 * it_fista
+    F = [f(Y, grad=False) + 1e-4 * _nuc(Y) for Y in seen]
+    best = np.minimum.accumulate(F)
+    assert F[-1] == pytest.approx(best[-1], rel=1e-12)  # the answer is the best point seen
+    with pytest.raises(RuntimeError, match="no convergence"):
+        ns._anderson(f, 1e-4, np.zeros((30, 80)), tol, 20)
