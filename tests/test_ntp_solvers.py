@@ -1,9 +1,10 @@
 """Fast NTP solvers (nclab.ntp_solvers) against the V×m cvxpy programs (method="cvxpy", the reference).
 
 Tolerances: the reference stops at a CLARABEL duality gap of 1e-10, so its minimizer is accurate to about
-√1e-10 = 1e-5 (relative); ADMM stops at relative residuals 1e-9 and FISTA at a relative prox-gradient residual
-of 1e-8 (FISTA and Anderson alike), both far tighter. Comparisons therefore use 1e-5 (max-margin, whose optimum is well conditioned) and
-1e-4 (regularized, λ ≥ 1e-4: measured agreement ≤ 3e-5); a perturbed input moves the answer by ≫ 1e-2.
+√1e-10 = 1e-5 (relative); ADMM stops at relative residuals 1e-9 and the first-order methods for the regularized
+program (FISTA, Anderson) at a relative prox-gradient residual of 1e-8, both far tighter. Comparisons therefore use
+1e-5 (max-margin, whose optimum is well conditioned) and 1e-4 (regularized, λ ≥ 1e-4: measured agreement ≤ 3e-5);
+a perturbed input moves the answer by ≫ 1e-2.
 """
 
 import numpy as np
