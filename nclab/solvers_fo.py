@@ -13,6 +13,7 @@ objective − optimum (f* in closed form: negative entropy of the softmax column
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from nclab.solvers import class_groups, expand
 
@@ -93,51 +94,68 @@ class GroupedCE:
                 "op_excess": op / lam - 1, "align": (inner + lam * nuc) / max(lam * nuc, 1e-300)}
 
 
-def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int = 50, gtol: float = 0.0):
-    """Minimize a smooth fun(z) -> (value, gradient) by L-BFGS (two-loop recursion; Armijo backtracking, or the
-    approximate Wolfe test of Hager–Zhang once values agree to round-off). Returns (z, value, iterations);
-    stops at maxiter, when ``check(z)`` (called every ``every`` steps) is true, when ‖∇‖ ≤ gtol, or when no step
-    is accepted."""
+def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int = 50, gtol: float = 0.0,
+          state: dict | None = None):
+    """Minimize a smooth fun(z) -> (value, gradient) by L-BFGS (two-loop recursion over float32 copies of the last
+    ``memory`` pairs (s, y); backtracking by safeguarded quadratic interpolation under Armijo, or the approximate
+    Wolfe test of Hager–Zhang once values agree to round-off). Returns (z, value, iterations); stops at maxiter, when
+    ``check(z)`` (called every ``every`` steps) is true, when ‖∇‖ ≤ gtol, or when no step is accepted. ``state`` (a
+    dict) carries the initial inverse-Hessian scale s·y/y·y from one call to the next."""
     value, g = fun(z)
-    S, Y, SY, YY = [], [], [], []  # pairs and their cached s·y, y·y (each vector pass costs as much as a G² op)
+    n = z.size
+    # ring buffer of pairs in float32 (the direction only needs to descend; s·y, y·y and the search stay float64)
+    S, Y = np.empty((memory, n), np.float32), np.empty((memory, n), np.float32)
+    SY, YY = np.empty(memory), np.empty(memory)
+    used, head = 0, 0
+    gamma = state.get("gamma") if state is not None else None
+    q32 = np.empty(n, np.float32)
+    z = np.array(z, float)  # private: z and zb swap as the trial-point buffer
+    zb, s, y = np.empty(n), np.empty(n), np.empty(n)
+    coef = np.empty(memory)
     for it in range(maxiter):
         gnorm = np.linalg.norm(g)
         if gnorm <= gtol:
             return z, value, it
-        q = g.copy()
-        coef = []
-        for s, y, sy in zip(reversed(S), reversed(Y), reversed(SY), strict=True):
-            a = (s @ q) / sy
-            coef.append(a)
-            q -= a * y
-        q *= SY[-1] / YY[-1] if S else 1.0 / max(gnorm, 1e-300)
-        for s, y, sy, a in zip(S, Y, SY, reversed(coef), strict=True):
-            q += (a - (y @ q) / sy) * s
+        q32[:] = g
+        order = [(head - 1 - j) % memory for j in range(used)]  # newest first
+        for j, i in enumerate(order):
+            coef[j] = blas.sdot(S[i], q32) / SY[i]
+            blas.saxpy(Y[i], q32, a=-coef[j])
+        q32 *= gamma if gamma is not None else 1.0 / max(gnorm, 1e-300)
+        for j in range(used - 1, -1, -1):
+            i = order[j]
+            blas.saxpy(S[i], q32, a=coef[j] - blas.sdot(Y[i], q32) / SY[i])
+        q = q32.astype(float)
         slope = -(g @ q)
         if slope >= 0:  # not a descent direction (round-off): restart from steepest descent
-            S, Y, SY, YY, q = [], [], [], [], g / max(gnorm, 1e-300)
+            used, gamma = 0, None
+            np.divide(g, max(gnorm, 1e-300), out=q)
             slope = -(g @ q)
         step, floor = 1.0, 1e-14 * abs(value)
         for _ in range(60):
-            znew = z - step * q
+            znew = np.multiply(q, -step, out=zb)
+            znew += z
             vnew, gnew = fun(znew)
             if vnew <= value + 1e-4 * step * slope:
                 break
             if vnew <= value + floor and 0.9 * slope <= -(gnew @ q) <= -0.8 * slope:
                 break
-            step *= 0.5
+            # minimizer of the quadratic through value, slope and vnew, kept within [0.1, 0.5]·step
+            rise = vnew - value - step * slope
+            trial = -slope * step * step / (2 * rise) if rise > 0 and np.isfinite(rise) else 0.5 * step
+            step = min(max(trial, 0.1 * step), 0.5 * step)
         else:
             return z, value, it
-        s, y = znew - z, gnew - g
+        np.subtract(znew, z, out=s)
+        np.subtract(gnew, g, out=y)
         sy, yy = s @ y, y @ y
         if sy > 1e-16 * np.sqrt((s @ s) * yy):
-            S.append(s)
-            Y.append(y)
-            SY.append(sy)
-            YY.append(yy)
-            if len(S) > memory:
-                del S[0], Y[0], SY[0], YY[0]
-        z, value, g = znew, vnew, gnew
+            S[head], Y[head], SY[head], YY[head] = s, y, sy, yy
+            head, used = (head + 1) % memory, min(used + 1, memory)
+            gamma = sy / yy
+            if state is not None:
+                state["gamma"] = gamma
+        z, zb, value, g = znew, z, vnew, gnew
         if check is not None and (it + 1) % every == 0 and check(z):
             return z, value, it + 1
     return z, value, maxiter
@@ -288,7 +306,8 @@ class GroupedMargins:
 def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
     """min ‖M N^{1/2}‖_* s.t. col_c (row_c M_cc − row_c' M_c'c) ≥ 1 (c' ≠ c) by the method of multipliers on the
     group-reduced Burer–Monteiro factors z = (W, H, a, b) (X̃ = WHᵀ, (k_g − 1)e_g = a_g b_g): each outer step
-    minimizes ½‖z‖² + Σ N_gh [max(0, μ_gh − ρ(m_gh − 1))² − μ_gh²]/(2ρ) by L-BFGS, then μ ← max(0, μ − ρ(m − 1)).
+    minimizes ½‖z‖² + Σ N_gh [max(0, μ_gh − ρ_gh(m_gh − 1))² − μ_gh²]/(2ρ_gh) by L-BFGS, then
+    μ ← max(0, μ − ρ(m − 1)) (ρ ← 4ρ while the violation shrinks by less than 4×).
     The answer is X/min m (exactly feasible), certified by the dual bound of the scaled multipliers.
     Returns (M, certificate); raises RuntimeError unless rel_gap ≤ SVM_TOL."""
     g = GroupedMargins(sizes, row, col)
@@ -301,7 +320,12 @@ def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
     z = np.concatenate([np.diag(np.sqrt(x0)).ravel(), np.diag(np.sqrt(x0)).ravel(), root, root])
     scale = float(x0 @ g.kg)  # ‖X0‖_*: the objective's size; multipliers are per class pair
     mu = np.zeros((G, G))
-    rho = RHO * scale / max(float(g.N.sum()), 1.0)
+    # per-pair penalties ρ_gh ∝ √n_h/(r_g² c_h), N-weighted mean RHO·scale/ΣN: halfway (in n_h and c_h) to equal
+    # curvature ρ_gh N_gh B_gh² ∝ ρ_gh r_g² c_h²/n_h of the penalty in X̃_gh; at k = 300, 1.6–4× fewer L-BFGS steps
+    # than one ρ for all pairs, and 2× faster than full equalization
+    w = np.sqrt(g.ng)[None, :] / (g.r[:, None] ** 2 * g.c[None, :])
+    w /= max(float(np.sum(g.N * w)), 1e-300) / max(float(g.N.sum()), 1.0)
+    rho = RHO * scale / max(float(g.N.sum()), 1.0) * w
 
     def point(z):
         W, H = z[:G * G].reshape(G, G), z[G * G:2 * G * G].reshape(G, G)
@@ -314,7 +338,7 @@ def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
         W, H, a, b, Xt, e = point(z)
         hat = np.maximum(lag["mu+rho"] - rho * g.raw_margins(Xt, e), 0.0)
         Na = g.N * hat  # N = 0 where no constraint
-        value = 0.5 * (z @ z) + (float(np.sum(Na * hat)) - lag["N mu²"]) / (2 * rho)
+        value = 0.5 * (z @ z) + (float(np.sum(Na * hat / rho)) - lag["N mu²"]) / 2
         gX, ge = g.weighted_adjoint(Na)
         gs = ge / div * active
         grad = np.empty_like(z)  # ∇ of ½‖z‖² − Σ Na m, written in place
@@ -323,11 +347,11 @@ def margin_svm(sizes, row, col, maxouter: int = 60) -> tuple[np.ndarray, dict]:
         grad[2 * GG:2 * GG + G], grad[2 * GG + G:] = a - gs * b, b - gs * a
         return value, grad
 
-    best, viol_prev, stall = None, np.inf, 0
+    best, viol_prev, stall, carry = None, np.inf, 0, {}
     for _ in range(maxouter):
         gtol = np.sqrt(scale) * max(1e-10, INEXACT * min(viol_prev, 1.0))  # inexact while far from feasible
-        lag.update({"mu+rho": mu + rho, "N mu²": float(np.sum(g.N * mu ** 2))})
-        z, _, _ = lbfgs(aug, z, memory=MEMORY, maxiter=2000, gtol=gtol)
+        lag.update({"mu+rho": mu + rho, "N mu²": float(np.sum(g.N * mu ** 2 / rho))})
+        z, _, _ = lbfgs(aug, z, memory=MEMORY, maxiter=2000, gtol=gtol, state=carry)
         *_, Xt, e = point(z)
         m = g.margins(Xt, e)
         mu = np.where(g.mask, np.maximum(mu - rho * (m - 1), 0.0), 0.0)

@@ -189,3 +189,20 @@ def test_grouped_margins_match_their_definition_and_adjoint():
     gX, ge = g.adjoint(alpha)
     lhs = float(np.sum(g.N * alpha * np.where(g.mask, g.margins(Xt, e), 0.0)))
     assert lhs == pytest.approx(float(np.sum(gX * Xt) + ge @ e), rel=1e-12)
+
+
+def test_lbfgs_minimizes_carries_its_scale_and_leaves_the_start_alone():
+    rng = np.random.default_rng(5)
+    a, b = np.geomspace(1.0, 1e3, 200), rng.normal(size=200)  # ½ zᵀ diag(a) z − bᵀz, minimizer b/a
+
+    def fun(z):
+        return 0.5 * z @ (a * z) - b @ z, a * z - b
+
+    z0, state = np.zeros(200), {}
+    z, _, it = solvers_fo.lbfgs(fun, z0, gtol=1e-9, state=state)
+    assert np.all(z0 == 0.0) and it < 5000
+    np.testing.assert_allclose(z, b / a, rtol=1e-8, atol=1e-10)
+    # s·y/y·y of a quadratic is an inverse Rayleigh quotient: within the inverse Hessian's spectrum
+    assert 1 / a.max() <= state["gamma"] <= 1 / a.min()
+    z2, _, it2 = solvers_fo.lbfgs(fun, z, gtol=1e-9, state=state)  # already optimal: no step taken
+    assert it2 == 0 and np.array_equal(z2, z)
