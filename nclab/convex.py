@@ -9,7 +9,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from nclab import ntp_solvers, solvers, solvers_fo
+from nclab import ntp_solvers, solvers, solvers_fo, solvers_scl
 from nclab._checks import array, real
 from nclab.frames import Geometry, checked_sizes, geometry_from_class_logits
 from nclab.losses import LogitAdjustedCE
@@ -150,14 +150,26 @@ def scl_gram(sizes, tau: float, relu: bool = True, method: str = "auto") -> np.n
     """Exact k×k Gram of the collapsed class embeddings minimizing the full-batch SCL (convex relaxation,
     tight): min_Ĝ Σ_{c: n_c≥2} n_c [log((n_c−1)e^{1/τ} + Σ_{c'≠c} n_c' e^{Ĝ_cc'/τ}) − 1/τ]
     s.t. Ĝ ⪰ 0, diag Ĝ = 1 (and Ĝ ≥ 0 with ``relu``). τ ∈ [0.01, 10]; below 0.1 the objective is flat to
-    double precision and is minimized by majorize–minimize (``nclab.solvers.scl``). ``method`` as in
-    ``nuclear_svm`` ("full": the k×k program, only for τ ≥ 0.1 and k ≤ 50). Returns Ĝ."""
+    double precision and is minimized by majorize–minimize (``nclab.solvers.scl``). ``method``: "auto" solves the
+    symmetry-reduced program, or with ``relu``, τ ≥ 0.1 and more than ``AUTO_GROUPS`` groups the certified
+    first-order solver (``nclab.solvers_scl``; falls back to the reduced program when not certified),
+    "first-order" forces that solver (τ ≥ 0.1), "full" the k×k program (τ ≥ 0.1, k ≤ 50). Returns Ĝ."""
     sizes = class_sizes(sizes)
     tau = real("tau", tau, 0.01, 10.0)
     if np.all(sizes < 2):
         raise ValueError(f"class_sizes={sizes.tolist()}: the SCL needs a class with at least 2 examples "
                          "(an anchor with a positive); with none the objective is constant")
-    if _method(method) == "auto":
+    method = _method(method, first_order=True)
+    if method == "first-order" and tau < 0.1:
+        raise ValueError(f"method='first-order' solves only τ >= 0.1 (got tau={tau:g}): use 'auto'")
+    many = solvers.class_groups(sizes)[2].size > AUTO_GROUPS
+    if method == "first-order" or (method == "auto" and relu and tau >= 0.1 and many):
+        try:
+            return solvers_scl.scl_first_order(sizes, tau, relu)[0]
+        except RuntimeError:  # not certified to solvers_scl.SCL_TOL; "auto" falls back to the reduced program
+            if method == "first-order":
+                raise
+    if method == "auto":
         return solvers.scl(sizes, tau, relu)
     k = sizes.size
     if tau < 0.1 or k > 50:
