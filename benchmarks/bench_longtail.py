@@ -2,8 +2,9 @@
 k = 1000: 394 distinct sizes): the certified first-order solver (method="first-order", what "auto" runs above
 convex.AUTO_GROUPS groups) against the k×k cvxpy program (method="full", the in-process baseline, k = 30 only),
 at λ = λ₀/10 and λ₀/100 (λ₀ = zero threshold); then the margin SVMs (nuclear_svm, cs_svm CDT/LDT with
-δ = n^{1/4}): certified first-order (solvers_fo.margin_svm) against the k×k program at k = 30. Wall and CPU seconds,
-duality gap, peak RSS. ``python bench_longtail.py [svm] [k ...]`` (``svm``: only the margin SVMs)."""
+δ = n^{1/4}): certified first-order (solvers_fo.margin_svm) against the k×k program at k = 30; with ``scl`` instead,
+scl_gram with ReLU (τ = 0.1, 1, 5): first-order (solvers_scl) against the reduced cvxpy program at k = 30. Wall and
+CPU seconds, duality gap, peak RSS. ``python bench_longtail.py [svm] [scl] [k ...]`` (no mode: all three)."""
 
 import resource
 import sys
@@ -11,7 +12,7 @@ import time
 
 import numpy as np
 
-from nclab import solvers_fo
+from nclab import solvers, solvers_fo, solvers_scl
 from nclab.convex import _margin_svm, regularized_optimum, zero_threshold
 from nclab.losses import make_loss
 
@@ -63,6 +64,21 @@ def svm_main(ks=(30, 100, 1000)):
     report_peak()
 
 
+def scl_main(ks=(30, 100, 1000)):
+    for k in ks:
+        s = np.round(500 * 0.01 ** (np.arange(k) / (k - 1))).astype(int)
+        for tau in (0.1, 1.0, 5.0):
+            (G, cert), wall, cpu = timed(lambda s=s, tau=tau: solvers_scl.scl_first_order(s, tau, True))
+            line = (f"k={k} ({np.unique(s).size} groups) scl_gram ReLU τ={tau:g}: first-order {wall:.2f} s "
+                    f"(CPU {cpu:.2f} s), gap {cert['rel_gap']:.1e}, max |Ĝ − I| {np.abs(G - np.eye(k)).max():.1e}")
+            if k <= 30:
+                B, bwall, bcpu = timed(lambda s=s, tau=tau: solvers.scl(s.astype(float), tau, True))
+                line += (f" | reduced cvxpy {bwall:.2f} s (CPU {bcpu:.2f} s) -> {bcpu / cpu:.0f}x (CPU), "
+                         f"max |ΔĜ| {np.abs(G - B).max():.1e}")
+            print(line, flush=True)
+    report_peak()
+
+
 def report_peak():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB (the process imports torch and cvxpy: ≈ 350 MB before any solve)")
@@ -70,7 +86,9 @@ def report_peak():
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    ks = tuple(int(a) for a in args if a != "svm") or (30, 100, 1000)
-    if "svm" not in args:
+    ks = tuple(int(a) for a in args if a not in ("svm", "scl")) or (30, 100, 1000)
+    modes = [m for m in ("svm", "scl") if m in args]
+    if not modes:
         main(ks)
-    svm_main(ks)
+    for m in modes or ("svm", "scl"):
+        (svm_main if m == "svm" else scl_main)(ks)

@@ -28,8 +28,8 @@ def _method(method: str, first_order: bool = False) -> str:
     if method not in allowed:
         raise ValueError(f"method={method!r} is not allowed: use 'auto' (symmetry-reduced program) or 'full' "
                          "(the k×k program, slow above k ≈ 30; the reference in tests)"
-                         + (" or 'first-order' (certified Burer–Monteiro L-BFGS, nclab.solvers_fo)" if first_order
-                            else ""))
+                         + (" or 'first-order' (certified Burer–Monteiro L-BFGS: nclab.solvers_fo, solvers_scl)"
+                            if first_order else ""))
     return method
 
 

@@ -10,8 +10,10 @@ import numpy as np
 from nclab.solvers import class_groups, expand
 from nclab.solvers_fo import MEMORY, lbfgs
 
+__all__ = []  # backend of nclab.convex.scl_gram, which validates every input before calling it
+
 RHO = 3.0
-RHO_RELU = 30.0  # with B ≥ 0: G(G − 1) more constraints, most of them active at the answer
+RHO_RELU = 10.0  # with B ≥ 0: G(G − 1) more constraints, most of them active at the answer
 INEXACT = 0.1  # inner gradient tolerance ∝ the last constraint violation
 SCL_TOL = 1e-8  # certified gap ≤ SCL_TOL · (|objective| + τ), the objective averaged over anchors
 INNER = 2000  # L-BFGS steps per outer step at most
@@ -44,11 +46,13 @@ class GroupedSCL:
         self.off = ~np.eye(G, dtype=bool)
 
     def B(self, P):
-        return (P - np.eye(self.G)) * self.Sinv
+        B = P * self.Sinv
+        B[np.diag_indices(self.G)] -= np.diag(self.Sinv)
+        return B
 
-    def value_grad(self, P):
-        """F(P) and ∂F/∂P (entries taken as independent; symmetrize for a symmetric direction)."""
-        E = self.logK + (self.B(P) - 1) / self.tau
+    def value_grad(self, P, B=None):
+        """F(P) and ∂F/∂P (entries taken as independent; symmetrize for a symmetric direction); B = B(P) if given."""
+        E = self.logK + ((self.B(P) if B is None else B) - 1) / self.tau
         top = np.maximum(self.loga, E.max(0))
         ex = np.exp(E - top)
         total = np.exp(self.loga - top) + ex.sum(0)
@@ -108,8 +112,8 @@ def scl_first_order(sizes, tau: float, relu: bool, maxouter: int = 60) -> tuple[
     rho = (RHO_RELU if relu else RHO) / count  # Σ_constraints μ ≈ the mass of ∂F/∂B, ≤ 1
     lag = {}
 
-    def constraints(P):
-        B = f.B(P)
+    def constraints(P, B=None):
+        B = f.B(P) if B is None else B
         dP = np.diag(P)
         return (np.where(f.off, B, np.inf) if relu else None, (f.up - dP) * f.dscale,
                 np.where(f.has_lo, (dP - f.lo) * f.dscale, np.inf))
@@ -117,8 +121,9 @@ def scl_first_order(sizes, tau: float, relu: bool, maxouter: int = 60) -> tuple[
     def aug(z):
         V = z.reshape(G, G)
         P = V @ V.T
-        value, R = f.value_grad(P)
-        c_off, c_up, c_lo = constraints(P)
+        B = f.B(P)
+        value, R = f.value_grad(P, B)
+        c_off, c_up, c_lo = constraints(P, B)
         extra = 0.0
         if relu:
             hat = np.maximum(lag["off"] - rho * c_off, 0.0)
