@@ -143,9 +143,12 @@ def scl_first_order(sizes, tau: float, relu: bool, maxouter: int = 60) -> tuple[
                 np.where(f.has_lo, np.maximum(lag["lo"] - rho * c_lo, 0.0), 0.0),
                 max(-min(float(c.min()) for c in (c_off, c_up, c_lo) if c is not None), 0.0))
 
-    def certified(z):  # inside an inner solve: certify with the multipliers the outer step would set
-        lag["cert"] = f.certificate(z.reshape(G, G) @ z.reshape(G, G).T, *multipliers(z)[:3])
-        return lag["cert"]["rel_gap"] <= SCL_TOL
+    def certify(z):  # the certificate with the multipliers an outer step at z sets, and the constraint violation
+        *mu, viol = multipliers(z)
+        return f.certificate(z.reshape(G, G) @ z.reshape(G, G).T, *mu), viol
+
+    def certified(z):  # inside an inner solve
+        return certify(z)[0]["rel_gap"] <= SCL_TOL
 
     best, viol_prev, carry = None, np.inf, {}
     g0 = float(np.linalg.norm(f.value_grad(P0)[1]))  # the objective's gradient at the start: the inner tolerance unit
@@ -154,8 +157,8 @@ def scl_first_order(sizes, tau: float, relu: bool, maxouter: int = 60) -> tuple[
         lag.update({"off": mu_off, "up": mu_up, "lo": mu_lo,
                     "mu²": float(np.sum(mu_off ** 2) + mu_up @ mu_up + mu_lo @ mu_lo)})
         z, _, _ = lbfgs(aug, z, memory=MEMORY, maxiter=INNER, gtol=gtol, state=carry, check=certified, every=CHECK)
-        mu_off, mu_up, mu_lo, viol = multipliers(z)
-        cert = f.certificate(z.reshape(G, G) @ z.reshape(G, G).T, mu_off, mu_up, mu_lo)
+        cert, viol = certify(z)
+        mu_off, mu_up, mu_lo = cert["mu"]
         if best is None or cert["rel_gap"] < best["rel_gap"]:
             best = cert
         if cert["rel_gap"] <= SCL_TOL:
