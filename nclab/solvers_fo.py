@@ -105,7 +105,7 @@ def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int =
     n = z.size
     # ring buffer of pairs in float32 (the direction only needs to descend; s·y, y·y and the search stay float64)
     S, Y = np.empty((memory, n), np.float32), np.empty((memory, n), np.float32)
-    SY, YY = np.empty(memory), np.empty(memory)
+    SY = np.empty(memory)
     used, head = 0, 0
     gamma = state.get("gamma") if state is not None else None
     q32 = np.empty(n, np.float32)
@@ -150,7 +150,7 @@ def lbfgs(fun, z, memory: int = 5, maxiter: int = 5000, check=None, every: int =
         np.subtract(gnew, g, out=y)
         sy, yy = s @ y, y @ y
         if sy > 1e-16 * np.sqrt((s @ s) * yy):
-            S[head], Y[head], SY[head], YY[head] = s, y, sy, yy
+            S[head], Y[head], SY[head] = s, y, sy
             head, used = (head + 1) % memory, min(used + 1, memory)
             gamma = sy / yy
             if state is not None:
