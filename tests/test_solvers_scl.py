@@ -46,6 +46,7 @@ def test_no_relu_value_equals_the_full_program(tau):
     assert abs(mine - ref) <= 1e-7 * abs(ref)
     assert np.linalg.eigvalsh(G)[0] >= -1e-12 and np.allclose(np.diag(G), 1)
     assert G.min() < -1e-3  # without the ReLU some classes are pushed apart: not the orthogonal frame
+    assert np.linalg.eigvalsh(full)[0] < 1e-6  # the k×k program's optimum is singular: the premise of rank G − 1
 
 
 def test_certificate_fails_for_perturbed_answers():
