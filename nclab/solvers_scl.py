@@ -122,30 +122,26 @@ def scl_first_order(sizes, tau: float, relu: bool, maxouter: int = 60) -> tuple[
         return (np.where(f.off, B, np.inf) if relu else None, (f.up - dP) * f.dscale,
                 np.where(f.has_lo, (dP - f.lo) * f.dscale, np.inf))
 
+    def shifted(c_off, c_up, c_lo):  # max(0, μ − ρ c) per constraint (0 where unconstrained: c = inf)
+        return (np.maximum(lag["off"] - rho * c_off, 0.0) if relu else lag["off"],
+                np.maximum(lag["up"] - rho * c_up, 0.0), np.maximum(lag["lo"] - rho * c_lo, 0.0))
+
     def aug(z):
         V = z.reshape(G, r)
         P = V @ V.T
         B = f.B(P)
         value, R = f.value_grad(P, B)
-        c_off, c_up, c_lo = constraints(P, B)
-        extra = 0.0
+        hat, hu, hl = shifted(*constraints(P, B))
         if relu:
-            hat = np.maximum(lag["off"] - rho * c_off, 0.0)
-            extra += float(np.sum(hat * hat))
             R = R - hat * f.Sinv
-        hu = np.maximum(lag["up"] - rho * c_up, 0.0)
-        hl = np.maximum(lag["lo"] - rho * c_lo, 0.0)
-        extra += float(hu @ hu + hl @ hl)
+        extra = float(np.sum(hat * hat) + hu @ hu + hl @ hl)
         R[np.diag_indices(G)] += (hu - hl) * f.dscale
         return value + (extra - lag["mu²"]) / (2 * rho), ((R + R.T) @ V).ravel()
 
-    def multipliers(z):
+    def multipliers(z):  # what an outer step at z sets, and the constraint violation
         V = z.reshape(G, r)
-        c_off, c_up, c_lo = constraints(V @ V.T)
-        return (np.where(f.off, np.maximum(lag["off"] - rho * c_off, 0.0), 0.0) if relu else lag["off"],
-                np.maximum(lag["up"] - rho * c_up, 0.0),
-                np.where(f.has_lo, np.maximum(lag["lo"] - rho * c_lo, 0.0), 0.0),
-                max(-min(float(c.min()) for c in (c_off, c_up, c_lo) if c is not None), 0.0))
+        c = constraints(V @ V.T)
+        return (*shifted(*c), max(-min(float(ci.min()) for ci in c if ci is not None), 0.0))
 
     def certify(z):  # the certificate with the multipliers an outer step at z sets, and the constraint violation
         *mu, viol = multipliers(z)
